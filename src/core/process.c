@@ -1,0 +1,313 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * process.c: startup, signals, reload and stop on the main thread.
+ * A reload builds and validates a whole new snapshot before any worker
+ * sees it; a failed reload leaves the running snapshot untouched.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "log.h"
+#include "process.h"
+
+#define LISTEN_BACKLOG 4096
+
+static struct {
+    const struct sy_process_options *opts;
+    const struct sy_process_hooks *hooks;
+    struct sy_conf *conf;
+    struct event_base *base;
+    struct sy_worker **workers;
+    unsigned nworkers;
+    struct event *stop_timer;
+    bool stopping;
+    struct sy_reload_counts reloads;
+} proc;
+
+struct sy_reload_counts sy_process_reload_counts(void)
+{
+    return proc.reloads;
+}
+
+/* A socket on addr that shares its port with the other workers' (SO_REUSEPORT). */
+static int open_listener(const struct sy_addr *addr, bool reuseport, char *err, size_t errlen)
+{
+    int one = 1;
+    int fd = socket(addr->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot listen on %s: %s", addr->text, strerror(errno));
+        return -1;
+    }
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
+        goto fail;
+    if (addr->ss.ss_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    if (bind(fd, (const struct sockaddr *)&addr->ss, addr->len) < 0)
+        goto fail;
+    if (listen(fd, LISTEN_BACKLOG) < 0)
+        goto fail;
+    return fd;
+fail:
+    snprintf(err, errlen, "cannot listen on %s: %s", addr->text, strerror(errno));
+    close(fd);
+    return -1;
+}
+
+/*
+ * Opens nworkers sockets per listen address. A plain bind first proves the
+ * port is free: SO_REUSEPORT alone would silently share it with another
+ * running gateway.
+ */
+static int **open_listeners(const struct sy_conf *conf, unsigned nworkers, char *err,
+                            size_t errlen)
+{
+    int **fds = calloc(nworkers, sizeof(*fds));
+
+    for (unsigned w = 0; fds && w < nworkers; w++) {
+        fds[w] = malloc((conf->nlisten ? conf->nlisten : 1) * sizeof(int));
+        if (!fds[w])
+            goto fail;
+        for (size_t i = 0; i < conf->nlisten; i++)
+            fds[w][i] = -1;
+    }
+    if (!fds) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    for (size_t i = 0; i < conf->nlisten; i++) {
+        int probe = open_listener(&conf->listen[i].addr, false, err, errlen);
+        if (probe < 0)
+            goto fail;
+        close(probe);
+        for (unsigned w = 0; w < nworkers; w++) {
+            fds[w][i] = open_listener(&conf->listen[i].addr, true, err, errlen);
+            if (fds[w][i] < 0)
+                goto fail;
+        }
+    }
+    return fds;
+fail:
+    for (unsigned w = 0; w < nworkers; w++) {
+        for (size_t i = 0; fds[w] && i < conf->nlisten; i++)
+            if (fds[w][i] >= 0)
+                close(fds[w][i]);
+        free(fds[w]);
+    }
+    free(fds);
+    return NULL;
+}
+
+static bool same_listeners(const struct sy_conf *a, const struct sy_conf *b)
+{
+    if (a->nlisten != b->nlisten)
+        return false;
+    for (size_t i = 0; i < a->nlisten; i++)
+        if (strcmp(a->listen[i].addr.text, b->listen[i].addr.text) != 0)
+            return false;
+    return true;
+}
+
+int sy_process_reload(char *err, size_t errlen)
+{
+    struct sy_conf *conf = NULL;
+    struct sy_conf_errors errs = {0};
+
+    if (sy_conf_load(&proc.opts->source, &conf, &errs) < 0) {
+        for (size_t i = 0; i < errs.count; i++)
+            sy_log_error(SY_LOG_ERROR, "reload", "%s", errs.lines[i]);
+        snprintf(err, errlen, "%s%s", errs.count ? errs.lines[0] : "invalid configuration",
+                 errs.count > 1 ? " (and more, see the error log)" : "");
+        sy_conf_errors_free(&errs);
+        goto refused;
+    }
+    if (conf->workers != proc.conf->workers) {
+        snprintf(err, errlen, "workers: changing the number of workers needs a restart");
+        goto refused_conf;
+    }
+    if (!same_listeners(conf, proc.conf)) {
+        snprintf(err, errlen, "listen: changing listen addresses needs a restart");
+        goto refused_conf;
+    }
+    if (proc.hooks->prepare_conf(conf, proc.nworkers, err, errlen) < 0)
+        goto refused_conf;
+    if (sy_log_reconfigure(&conf->log, err, errlen) < 0)
+        goto refused_conf;
+    for (unsigned i = 0; i < proc.nworkers; i++)
+        sy_worker_publish_conf(proc.workers[i], conf);
+    sy_conf_unref(proc.conf);
+    proc.conf = conf;
+    proc.reloads.success++;
+    sy_log_error(SY_LOG_INFO, "reload", "configuration %s reloaded", conf->file);
+    return 0;
+refused_conf:
+    sy_conf_unref(conf);
+refused:
+    proc.reloads.failure++;
+    sy_log_error(SY_LOG_ERROR, "reload", "reload refused, the old configuration keeps serving: %s",
+                 err);
+    return -1;
+}
+
+static void on_stop_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what, (void)arg;
+    for (unsigned i = 0; i < proc.nworkers; i++)
+        if (!atomic_load(&proc.workers[i]->exited))
+            return;
+    event_base_loopbreak(proc.base);
+}
+
+static void command_all(enum sy_worker_command cmd)
+{
+    for (unsigned i = 0; i < proc.nworkers; i++)
+        sy_worker_command(proc.workers[i], cmd);
+}
+
+static void watch_workers_exit(void)
+{
+    static const struct timeval tick = {0, 20000};
+
+    if (proc.stop_timer)
+        return;
+    proc.stop_timer = event_new(proc.base, -1, EV_PERSIST, on_stop_timer, NULL);
+    event_add(proc.stop_timer, &tick);
+}
+
+static void stop_gracefully(void)
+{
+    proc.stopping = true;
+    sy_log_error(SY_LOG_INFO, "process", "graceful stop: finishing requests in flight "
+                 "(at most %lld ms)", (long long)proc.conf->shutdown_timeout_ms);
+    command_all(SY_WORKER_DRAIN);
+    watch_workers_exit();
+}
+
+static void stop_now(void)
+{
+    sy_log_error(SY_LOG_INFO, "process", "stopping now");
+    command_all(SY_WORKER_STOP);
+    watch_workers_exit();
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    char err[512];
+    (void)what, (void)arg;
+
+    if (sig == SIGHUP) {
+        sy_process_reload(err, sizeof(err));
+    } else if (sig == SIGUSR1) {
+        sy_log_error(SY_LOG_INFO, "process", "reopening log files");
+        sy_log_reopen();
+    } else if (sig == SIGTERM && !proc.stopping) {
+        stop_gracefully();
+    } else {
+        stop_now();             /* SIGINT, or a second SIGTERM */
+    }
+}
+
+static int write_pid_file(const char *path)
+{
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return -1;
+    fprintf(f, "%ld\n", (long)getpid());
+    return fclose(f);
+}
+
+static int start_workers(int **fds)
+{
+    sigset_t all, old;
+
+    /* Signals are the main thread's: workers start with them blocked. */
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    proc.workers = calloc(proc.nworkers, sizeof(*proc.workers));
+    int rc = proc.workers ? 0 : -1;
+    for (unsigned i = 0; rc == 0 && i < proc.nworkers; i++) {
+        proc.workers[i] = sy_worker_create(i, proc.conf, fds[i], proc.conf->nlisten,
+                                           proc.hooks->worker);
+        if (!proc.workers[i] || sy_worker_start(proc.workers[i]) < 0)
+            rc = -1;
+        else
+            fds[i] = NULL;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return rc;
+}
+
+int sy_process_run(const struct sy_process_options *opts, struct sy_conf *conf,
+                   const struct sy_process_hooks *hooks)
+{
+    static const int signals[] = {SIGHUP, SIGUSR1, SIGTERM, SIGINT};
+    struct event *sigev[4];
+    char err[512];
+    int status = 1;
+
+    proc.opts = opts;
+    proc.hooks = hooks;
+    proc.conf = conf;
+    proc.nworkers = (unsigned)conf->workers;
+    signal(SIGPIPE, SIG_IGN);
+
+    int **fds = open_listeners(conf, proc.nworkers, err, sizeof(err));
+    if (!fds) {
+        fprintf(stderr, "switchyard: %s\n", err);
+        return 1;
+    }
+    if (hooks->prepare_conf(conf, proc.nworkers, err, sizeof(err)) < 0 ||
+        sy_log_start(&conf->log, proc.nworkers + 1, err, sizeof(err)) < 0) {
+        fprintf(stderr, "switchyard: %s\n", err);
+        return 1;
+    }
+    sy_log_attach(0);
+    if (opts->pid_file && write_pid_file(opts->pid_file) < 0) {
+        fprintf(stderr, "switchyard: cannot write pid file %s: %s\n", opts->pid_file,
+                strerror(errno));
+        sy_log_stop();
+        return 1;
+    }
+    proc.base = event_base_new();
+    for (int i = 0; i < 4; i++) {
+        sigev[i] = evsignal_new(proc.base, signals[i], on_signal, NULL);
+        event_add(sigev[i], NULL);
+    }
+    if (start_workers(fds) < 0) {
+        fprintf(stderr, "switchyard: cannot start worker threads\n");
+        command_all(SY_WORKER_STOP);
+    } else {
+        sy_log_error(SY_LOG_INFO, "process", "switchyard %d worker(s) serving, configuration %s",
+                     conf->workers, conf->file);
+        event_base_dispatch(proc.base);
+        status = 0;
+    }
+    for (unsigned i = 0; i < proc.nworkers; i++) {
+        if (proc.workers && proc.workers[i])
+            sy_worker_join_and_free(proc.workers[i]);
+        free(fds[i]);
+    }
+    free(fds);
+    free(proc.workers);
+    for (int i = 0; i < 4; i++)
+        event_free(sigev[i]);
+    if (proc.stop_timer)
+        event_free(proc.stop_timer);
+    event_base_free(proc.base);
+    if (opts->pid_file)
+        unlink(opts->pid_file);
+    sy_log_error(SY_LOG_INFO, "process", "stopped");
+    sy_log_stop();
+    sy_conf_unref(proc.conf);
+    return status;
+}

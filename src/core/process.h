@@ -1,0 +1,40 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * process.h: the main thread's life: listening sockets, worker threads,
+ * signals, reload and graceful stop. It owns the current configuration
+ * snapshot and hands references to the workers.
+ */
+#ifndef SY_PROCESS_H
+#define SY_PROCESS_H
+
+#include <stdint.h>
+
+#include "conf.h"
+#include "worker.h"
+
+struct sy_process_hooks {
+    /* Completes a freshly loaded snapshot (per-worker state); 0 or -1 with err. */
+    int (*prepare_conf)(struct sy_conf *conf, unsigned nworkers, char *err, size_t errlen);
+    const struct sy_worker_hooks *worker;
+};
+
+struct sy_process_options {
+    struct sy_conf_source source;
+    const char *pid_file;       /* NULL: none */
+};
+
+/* Runs the gateway until it stops; returns the process exit status. */
+int sy_process_run(const struct sy_process_options *opts, struct sy_conf *conf,
+                   const struct sy_process_hooks *hooks);
+
+/* Reloads the configuration now (SIGHUP); 0, or -1 with the reason in err. */
+int sy_process_reload(char *err, size_t errlen);
+
+/* Reload outcomes since start, for switchyard_config_reloads_total. */
+struct sy_reload_counts {
+    uint64_t success;
+    uint64_t failure;
+};
+struct sy_reload_counts sy_process_reload_counts(void);
+
+#endif

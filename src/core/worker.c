@@ -1,0 +1,270 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * worker.c: the worker thread's loop, its listening sockets and its view of
+ * the configuration. Snapshots in use are counted per worker without
+ * atomics; only adopting or dropping a snapshot touches its shared count.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "worker.h"
+
+#define ACCEPTS_PER_EVENT 64
+#define BUFS_CACHED       1024
+
+atomic_long sy_connections_open;
+
+int64_t sy_worker_now_ms(struct sy_worker *w)
+{
+    struct timeval tv;
+    event_base_gettimeofday_cached(w->base, &tv);
+    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+static struct snapshot_use *find_use(struct sy_worker *w, const struct sy_conf *conf)
+{
+    for (size_t i = 0; i < w->nuses; i++)
+        if (w->uses[i].conf == conf)
+            return &w->uses[i];
+    return NULL;
+}
+
+/* Drops snapshots that are neither current nor used by a request. */
+static void collect_uses(struct sy_worker *w)
+{
+    size_t keep = 0;
+    for (size_t i = 0; i < w->nuses; i++) {
+        struct snapshot_use *u = &w->uses[i];
+        if (u->users == 0 && u->conf != w->conf) {
+            sy_conf_unref(u->conf);
+            continue;
+        }
+        w->uses[keep++] = *u;
+    }
+    w->nuses = keep;
+}
+
+struct sy_conf *sy_worker_conf_acquire(struct sy_worker *w)
+{
+    struct snapshot_use *u = find_use(w, w->conf);
+    u->users++;
+    return w->conf;
+}
+
+void sy_worker_conf_release(struct sy_worker *w, struct sy_conf *conf)
+{
+    struct snapshot_use *u = find_use(w, conf);
+    if (--u->users == 0 && conf != w->conf)
+        collect_uses(w);
+}
+
+static void adopt_conf(struct sy_worker *w, struct sy_conf *conf)
+{
+    if (w->nuses == sizeof(w->uses) / sizeof(w->uses[0])) {
+        /*
+         * Eight snapshots still in use by long requests on this worker:
+         * keep serving on the current one rather than grow without bound;
+         * the next wake-up retries.
+         */
+        sy_log_error(SY_LOG_WARN, "worker", "worker %u: too many old configurations in use",
+                     w->id);
+        sy_conf_unref(conf);
+        return;
+    }
+    w->conf = conf;
+    w->uses[w->nuses++] = (struct snapshot_use){conf, 0};
+    sy_buf_pool_set_cap(&w->bufs, (uint32_t)conf->limits.max_header_bytes < 16384
+                                      ? 16384 : (uint32_t)conf->limits.max_header_bytes);
+    collect_uses(w);
+}
+
+static void on_accept(evutil_socket_t fd, short what, void *arg)
+{
+    struct sy_worker *w = arg;
+    size_t index = 0;
+    (void)what;
+
+    while (index < w->nlisten && w->listen_fds[index] != fd)
+        index++;
+    for (int i = 0; i < ACCEPTS_PER_EVENT; i++) {
+        struct sockaddr_storage peer;
+        socklen_t len = sizeof(peer);
+        int c = accept4(fd, (struct sockaddr *)&peer, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (c < 0) {
+            if (errno == EMFILE || errno == ENFILE)
+                sy_log_error(SY_LOG_ERROR, "worker", "accept on %s: %s",
+                             w->conf->listen[index].addr.text, strerror(errno));
+            return;
+        }
+        w->hooks->accept(w, c, (struct sockaddr *)&peer, len, index);
+    }
+}
+
+static void close_listeners(struct sy_worker *w)
+{
+    for (size_t i = 0; i < w->nlisten; i++) {
+        if (w->listen_events[i]) {
+            event_free(w->listen_events[i]);
+            w->listen_events[i] = NULL;
+        }
+        if (w->listen_fds[i] >= 0) {
+            close(w->listen_fds[i]);
+            w->listen_fds[i] = -1;
+        }
+    }
+}
+
+void sy_worker_pause_accept(struct sy_worker *w, bool paused)
+{
+    if (paused == w->accept_paused)
+        return;
+    w->accept_paused = paused;
+    for (size_t i = 0; i < w->nlisten; i++) {
+        if (!w->listen_events[i])
+            continue;
+        if (paused)
+            event_del(w->listen_events[i]);
+        else
+            event_add(w->listen_events[i], NULL);
+    }
+}
+
+static void on_drain_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct sy_worker *w = arg;
+    (void)fd, (void)what;
+
+    if (w->hooks->active(w) == 0 || sy_worker_now_ms(w) >= w->drain_deadline_ms)
+        event_base_loopbreak(w->base);
+}
+
+static void begin_drain(struct sy_worker *w)
+{
+    static const struct timeval tick = {0, 50000};
+
+    close_listeners(w);
+    w->drain_deadline_ms = sy_worker_now_ms(w) + w->conf->shutdown_timeout_ms;
+    w->hooks->drain(w);
+    w->drain_timer = event_new(w->base, -1, EV_PERSIST, on_drain_timer, w);
+    event_add(w->drain_timer, &tick);
+    on_drain_timer(-1, 0, w);
+}
+
+static void on_wake(evutil_socket_t fd, short what, void *arg)
+{
+    struct sy_worker *w = arg;
+    uint64_t n;
+    (void)what;
+
+    if (read(fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+        sy_log_error(SY_LOG_ERROR, "worker", "wake-up read: %s", strerror(errno));
+    struct sy_conf *conf = atomic_exchange(&w->next_conf, NULL);
+    if (conf)
+        adopt_conf(w, conf);
+    int cmd = atomic_load(&w->command);
+    if (cmd == SY_WORKER_STOP)
+        event_base_loopbreak(w->base);
+    else if (cmd == SY_WORKER_DRAIN && !w->drain_timer)
+        begin_drain(w);
+}
+
+static void wake(struct sy_worker *w)
+{
+    uint64_t one = 1;
+    if (write(w->wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+        sy_log_error(SY_LOG_ERROR, "worker", "wake-up write: %s", strerror(errno));
+}
+
+void sy_worker_publish_conf(struct sy_worker *w, struct sy_conf *conf)
+{
+    struct sy_conf *old = atomic_exchange(&w->next_conf, sy_conf_ref(conf));
+    if (old)
+        sy_conf_unref(old);     /* superseded before the worker saw it */
+    wake(w);
+}
+
+void sy_worker_command(struct sy_worker *w, enum sy_worker_command cmd)
+{
+    atomic_store(&w->command, cmd);
+    wake(w);
+}
+
+struct sy_worker *sy_worker_create(unsigned id, struct sy_conf *conf, int *listen_fds,
+                                   size_t nlisten, const struct sy_worker_hooks *hooks)
+{
+    struct sy_worker *w = calloc(1, sizeof(*w));
+    if (!w)
+        return NULL;
+    w->id = id;
+    w->hooks = hooks;
+    w->listen_fds = listen_fds;
+    w->nlisten = nlisten;
+    w->listen_events = calloc(nlisten ? nlisten : 1, sizeof(*w->listen_events));
+    w->base = event_base_new();
+    w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (!w->listen_events || !w->base || w->wake_fd < 0) {
+        sy_worker_join_and_free(w);
+        return NULL;
+    }
+    sy_buf_pool_init(&w->bufs, 16384, BUFS_CACHED);
+    w->conf = NULL;
+    adopt_conf(w, sy_conf_ref(conf));
+    w->wake_event = event_new(w->base, w->wake_fd, EV_READ | EV_PERSIST, on_wake, w);
+    for (size_t i = 0; i < nlisten; i++) {
+        w->listen_events[i] = event_new(w->base, listen_fds[i], EV_READ | EV_PERSIST,
+                                        on_accept, w);
+        event_add(w->listen_events[i], NULL);
+    }
+    event_add(w->wake_event, NULL);
+    return w;
+}
+
+static void *worker_main(void *arg)
+{
+    struct sy_worker *w = arg;
+
+    sy_log_attach(w->id + 1);
+    event_base_dispatch(w->base);
+    close_listeners(w);
+    w->hooks->fini(w);
+    atomic_store(&w->exited, true);
+    return NULL;
+}
+
+int sy_worker_start(struct sy_worker *w)
+{
+    if (w->hooks->init(w) < 0)
+        return -1;
+    return pthread_create(&w->thread, NULL, worker_main, w) == 0 ? 0 : -1;
+}
+
+void sy_worker_join_and_free(struct sy_worker *w)
+{
+    if (w->thread)
+        pthread_join(w->thread, NULL);
+    if (w->drain_timer)
+        event_free(w->drain_timer);
+    if (w->wake_event)
+        event_free(w->wake_event);
+    close_listeners(w);
+    if (w->wake_fd >= 0)
+        close(w->wake_fd);
+    struct sy_conf *pending = atomic_exchange(&w->next_conf, NULL);
+    if (pending)
+        sy_conf_unref(pending);
+    for (size_t i = 0; i < w->nuses; i++)
+        sy_conf_unref(w->uses[i].conf);
+    sy_buf_pool_fini(&w->bufs);
+    if (w->base)
+        event_base_free(w->base);
+    free(w->listen_events);
+    free(w->listen_fds);
+    free(w);
+}

@@ -1,0 +1,535 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * conn.c: client connections: accept, read a request head, hand the
+ * request to the proxy, then keep the connection alive (holding no buffer
+ * while idle), serve pipelined requests in order, or close it. Also the
+ * responses the gateway writes itself (errors, 404).
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "balance.h"
+#include "conn.h"
+#include "core/log.h"
+#include "http.h"
+
+static void client_on_read(evutil_socket_t fd, short what, void *arg);
+static void client_on_write(evutil_socket_t fd, short what, void *arg);
+
+static struct timeval ms_tv(int64_t ms)
+{
+    if (ms < 0)
+        ms = 0;
+    return (struct timeval){(time_t)(ms / 1000), (suseconds_t)(ms % 1000 * 1000)};
+}
+
+int sy_client_read_ready(struct sy_client *c, int64_t timeout_ms)
+{
+    struct timeval tv = ms_tv(timeout_ms);
+    return event_add(&c->rev, timeout_ms > 0 ? &tv : NULL);
+}
+
+int sy_client_write_ready(struct sy_client *c, int64_t timeout_ms)
+{
+    struct timeval tv = ms_tv(timeout_ms);
+    return event_add(&c->wev, timeout_ms > 0 ? &tv : NULL);
+}
+
+/* ---- requests ---------------------------------------------------------- */
+
+static struct sy_request *request_new(struct sy_client *c)
+{
+    struct sy_http_worker *hw = c->hw;
+    struct sy_request *req = hw->free_requests;
+
+    if (req) {
+        hw->free_requests = req->next_free;
+    } else {
+        req = calloc(1, sizeof(*req));
+        if (!req)
+            return NULL;
+    }
+    struct sy_header *headers = req->headers, *resp_headers = req->resp_headers;
+    uint32_t cap = req->headers_cap;
+    struct sy_iovq out = req->out;
+    char *extra = req->extra;
+    size_t extra_cap = req->extra_cap;
+
+    memset(req, 0, sizeof(*req));
+    req->conf = sy_worker_conf_acquire(hw->w);
+    uint32_t need = (uint32_t)req->conf->limits.max_headers;
+    if (cap < need) {
+        free(headers);
+        free(resp_headers);
+        headers = malloc(need * sizeof(*headers));
+        resp_headers = malloc(need * sizeof(*resp_headers));
+        cap = need;
+        if (!headers || !resp_headers) {
+            free(headers);
+            free(resp_headers);
+            headers = resp_headers = NULL;
+            cap = 0;
+        }
+    }
+    req->headers = headers;
+    req->resp_headers = resp_headers;
+    req->headers_cap = cap;
+    out.n = out.pos = 0;
+    req->out = out;
+    req->extra = extra;
+    req->extra_cap = extra_cap;
+    req->client = c;
+    req->hw = hw;
+    req->state = SY_REQ_READING_HEAD;
+    req->start_us = sy_now_us();
+    req->start_wall_ms = sy_worker_now_ms(hw->w);
+    req->head.headers = headers;
+    sy_http_head_reset(&req->head);
+    req->resp.headers = resp_headers;
+    sy_http_head_reset(&req->resp);
+    if (!headers) {
+        sy_worker_conf_release(hw->w, req->conf);
+        req->next_free = hw->free_requests;
+        hw->free_requests = req;
+        return NULL;
+    }
+    return req;
+}
+
+static void request_free(struct sy_request *req)
+{
+    struct sy_http_worker *hw = req->hw;
+
+    sy_worker_conf_release(hw->w, req->conf);
+    req->conf = NULL;
+    req->next_free = hw->free_requests;
+    hw->free_requests = req;
+}
+
+static void free_request_list(struct sy_http_worker *hw)
+{
+    while (hw->free_requests) {
+        struct sy_request *req = hw->free_requests;
+        hw->free_requests = req->next_free;
+        free(req->headers);
+        free(req->resp_headers);
+        free(req->out.iov);
+        free(req->extra);
+        free(req);
+    }
+}
+
+/* ---- reading a request head --------------------------------------------- */
+
+static void read_head(struct sy_client *c);
+
+static void dispatch(struct sy_client *c)
+{
+    struct sy_request *req = c->req;
+
+    c->state = SY_CLIENT_BUSY;
+    event_del(&c->rev);
+    req->client_keepalive = req->head.keep_alive && !c->hw->draining;
+    sy_proxy_start(req);
+}
+
+static void security_bad_request(struct sy_client *c, const char *reason, int status)
+{
+    char line[512], ts[32];
+
+    if (!sy_log_enabled(SY_LOG_SECURITY))
+        return;
+    sy_log_format_ts(ts, sy_worker_now_ms(c->hw->w));
+    int n = snprintf(line, sizeof(line),
+                     "{\"ts\":\"%s\",\"event\":\"bad_request\",\"client_ip\":\"%s\","
+                     "\"country\":\"\",\"reason\":\"%s\",\"status\":%d}\n",
+                     ts, c->peer_ip, reason, status);
+    if (n > 0 && (size_t)n < sizeof(line))
+        sy_log_line(SY_LOG_SECURITY, line, (size_t)n);
+}
+
+static void reject_head(struct sy_client *c, int status, const char *reason)
+{
+    struct sy_request *req = c->req;
+
+    c->state = SY_CLIENT_BUSY;
+    event_del(&c->rev);
+    security_bad_request(c, reason, status);
+    req->client_keepalive = false;
+    sy_respond_local(req, status, reason);
+}
+
+static int parse_head(struct sy_client *c)
+{
+    struct sy_request *req = c->req;
+    const struct sy_limits *lim = &req->conf->limits;
+    struct sy_parse_limits pl = {
+        .max_head_bytes = (uint32_t)lim->max_header_bytes,
+        .max_uri_bytes = (uint32_t)lim->max_uri_bytes,
+        .max_headers = req->headers_cap,
+    };
+
+    enum sy_parse_status st = sy_http_parse_request(&req->head, c->in->data, c->in->end, &pl);
+    if (st == SY_PARSE_DONE) {
+        dispatch(c);
+        return 1;
+    }
+    if (st == SY_PARSE_ERROR) {
+        reject_head(c, req->head.error_status, req->head.error_reason);
+        return 1;
+    }
+    if (sy_buf_room(c->in) == 0) {
+        reject_head(c, 431, "request head too large");
+        return 1;
+    }
+    return 0;
+}
+
+static void read_head(struct sy_client *c)
+{
+    struct sy_http_worker *hw = c->hw;
+
+    if (!c->in && !(c->in = sy_buf_get(&hw->w->bufs))) {
+        sy_client_close(c);
+        return;
+    }
+    if (!c->req) {
+        if (!(c->req = request_new(c))) {
+            sy_client_close(c);
+            return;
+        }
+        c->state = SY_CLIENT_READING_HEAD;
+        c->head_deadline_ms = sy_worker_now_ms(hw->w) + c->req->conf->limits.client_header_timeout_ms;
+    }
+    for (;;) {
+        if (c->in->end > 0 && parse_head(c))
+            return;
+        ssize_t n = read(c->fd, c->in->data + c->in->end, sy_buf_room(c->in));
+        if (n > 0) {
+            c->in->end += (uint32_t)n;
+            continue;
+        }
+        if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+            sy_client_read_ready(c, c->head_deadline_ms - sy_worker_now_ms(hw->w));
+            return;
+        }
+        /* EOF or error between requests is a normal close; inside a head it is an abort. */
+        sy_client_close(c);
+        return;
+    }
+}
+
+/* ---- local responses ---------------------------------------------------- */
+
+static const char *status_text(int status)
+{
+    switch (status) {
+    case 400: return "Bad Request";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 408: return "Request Timeout";
+    case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 417: return "Expectation Failed";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
+    default: return "Error";
+    }
+}
+
+static void ensure_request_id(struct sy_request *req)
+{
+    struct sy_http_worker *hw = req->hw;
+    if (req->request_id[0])
+        return;
+    snprintf(req->request_id, sizeof(req->request_id), "%s%016llx", hw->request_id_prefix,
+             (unsigned long long)++hw->request_seq);
+}
+
+static void continue_local(struct sy_request *req)
+{
+    struct sy_client *c = req->client;
+    ssize_t n = sy_iovq_write(&req->out, c->fd);
+
+    if (n < 0 && errno == EAGAIN) {
+        sy_client_write_ready(c, req->conf->limits.client_body_timeout_ms);
+        return;
+    }
+    if (n < 0)
+        req->client_keepalive = false;
+    sy_client_request_done(req);
+}
+
+/*
+ * Answers with a small JSON body naming the request id. The connection is
+ * kept only when the request was read to its end.
+ */
+void sy_respond_local(struct sy_request *req, int status, const char *reason)
+{
+    char body[512];
+    bool head_only = req->head.method == SY_METHOD_HEAD;
+
+    ensure_request_id(req);
+    int blen = snprintf(body, sizeof(body),
+                        "{\"error\":\"%s\",\"status\":%d,\"reason\":\"%s\",\"request_id\":\"%s\"}\n",
+                        status_text(status), status, reason ? reason : "", req->request_id);
+    if (!req->req_relay.complete)
+        req->client_keepalive = false;
+    size_t need = (size_t)blen + 512;
+    if (req->extra_cap < need) {
+        char *p = realloc(req->extra, need);
+        if (!p) {
+            sy_client_close(req->client);
+            return;
+        }
+        req->extra = p;
+        req->extra_cap = need;
+    }
+    int hlen = snprintf(req->extra, req->extra_cap,
+                        "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
+                        "Content-Length: %d\r\nX-Request-ID: %s\r\nConnection: %s\r\n\r\n%s",
+                        status, status_text(status), blen, req->request_id,
+                        req->client_keepalive ? "keep-alive" : "close", head_only ? "" : body);
+    req->extra_len = (size_t)hlen;
+    req->status = status;
+    req->error_reason = reason;
+    req->state = SY_REQ_LOCAL_RESPONSE;
+    req->response_started = true;
+    req->out.n = req->out.pos = 0;
+    req->bytes_out += (uint64_t)hlen;
+    if (sy_iovq_push(&req->out, req->extra, (size_t)hlen) < 0) {
+        sy_client_close(req->client);
+        return;
+    }
+    continue_local(req);
+}
+
+/* ---- the end of a request, keep-alive and close ------------------------- */
+
+static void go_idle(struct sy_client *c)
+{
+    sy_buf_put(&c->hw->w->bufs, c->in);
+    c->in = NULL;
+    c->state = SY_CLIENT_IDLE;
+    event_del(&c->wev);
+    sy_client_read_ready(c, c->hw->w->conf->limits.keepalive_timeout_ms);
+}
+
+void sy_client_request_done(struct sy_request *req)
+{
+    struct sy_client *c = req->client;
+    bool keep = req->client_keepalive && !c->hw->draining;
+    uint32_t consumed = req->req_relay.scan ? req->req_relay.scan : req->head.head_len;
+
+    ensure_request_id(req);
+    req->state = SY_REQ_DONE;
+    sy_access_log(req);
+    c->req = NULL;
+    c->requests++;
+    request_free(req);
+    if (!keep) {
+        sy_client_close(c);
+        return;
+    }
+    uint32_t left = c->in->end > consumed ? c->in->end - consumed : 0;
+    if (left == 0) {
+        go_idle(c);
+        return;
+    }
+    /* Pipelined bytes: the next head starts at the buffer's beginning. */
+    memmove(c->in->data, c->in->data + consumed, left);
+    c->in->end = left;
+    c->state = SY_CLIENT_READING_HEAD;
+    event_del(&c->wev);
+    event_active(&c->rev, EV_READ, 1);   /* from the loop, not by recursion */
+}
+
+void sy_client_close(struct sy_client *c)
+{
+    struct sy_http_worker *hw = c->hw;
+
+    if (c->req) {
+        struct sy_request *req = c->req;
+        if (req->state != SY_REQ_READING_HEAD) {
+            sy_proxy_abort(req);
+            ensure_request_id(req);
+            if (!req->status)
+                req->status = 499;      /* client closed first, as nginx logs it */
+            sy_access_log(req);
+        }
+        c->req = NULL;
+        request_free(req);
+    }
+    event_del(&c->rev);
+    event_del(&c->wev);
+    close(c->fd);
+    sy_buf_put(&hw->w->bufs, c->in);
+    c->prev->next = c->next;
+    c->next->prev = c->prev;
+    hw->nclients--;
+    atomic_fetch_sub_explicit(&sy_connections_open, 1, memory_order_relaxed);
+    free(c);
+}
+
+/* ---- events ------------------------------------------------------------- */
+
+static void client_on_read(evutil_socket_t fd, short what, void *arg)
+{
+    struct sy_client *c = arg;
+    (void)fd;
+
+    switch (c->state) {
+    case SY_CLIENT_IDLE:
+        if (what & EV_TIMEOUT) {
+            sy_client_close(c);
+            return;
+        }
+        read_head(c);
+        return;
+    case SY_CLIENT_READING_HEAD:
+        if (what & EV_TIMEOUT) {
+            if (c->req && c->in && c->in->end > 0) {
+                reject_head(c, 408, "client header timeout");
+            } else {
+                sy_client_close(c);
+            }
+            return;
+        }
+        read_head(c);
+        return;
+    case SY_CLIENT_BUSY:
+        if (what & EV_TIMEOUT)
+            sy_proxy_on_client_timeout(c->req, what);
+        else
+            sy_proxy_on_client_readable(c->req);
+        return;
+    }
+}
+
+static void client_on_write(evutil_socket_t fd, short what, void *arg)
+{
+    struct sy_client *c = arg;
+    (void)fd;
+
+    if (!c->req)
+        return;
+    if (what & EV_TIMEOUT) {
+        sy_client_close(c);
+        return;
+    }
+    if (c->req->state == SY_REQ_LOCAL_RESPONSE)
+        continue_local(c->req);
+    else
+        sy_proxy_on_client_writable(c->req);
+}
+
+static void http_accept(struct sy_worker *w, int fd, const struct sockaddr *peer,
+                        socklen_t peerlen, size_t listen_index)
+{
+    struct sy_http_worker *hw = w->http;
+    static const int one = 1;
+
+    long open = atomic_fetch_add_explicit(&sy_connections_open, 1, memory_order_relaxed);
+    struct sy_client *c = open < w->conf->limits.max_connections ? calloc(1, sizeof(*c)) : NULL;
+    if (!c) {
+        atomic_fetch_sub_explicit(&sy_connections_open, 1, memory_order_relaxed);
+        close(fd);
+        return;
+    }
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    c->fd = fd;
+    c->hw = hw;
+    c->listen_index = listen_index;
+    c->tls = w->conf->listen[listen_index].tls;
+    memcpy(&c->peer, peer, peerlen);
+    c->peerlen = peerlen;
+    sy_addr_ip_text(peer, c->peer_ip, sizeof(c->peer_ip));
+    c->state = SY_CLIENT_IDLE;
+    c->next = hw->clients.next;
+    c->prev = &hw->clients;
+    c->next->prev = c;
+    hw->clients.next = c;
+    hw->nclients++;
+    event_assign(&c->rev, w->base, fd, EV_READ, client_on_read, c);
+    event_assign(&c->wev, w->base, fd, EV_WRITE, client_on_write, c);
+    /* The first request must arrive within the header timeout. */
+    c->state = SY_CLIENT_IDLE;
+    sy_client_read_ready(c, w->conf->limits.client_header_timeout_ms);
+}
+
+/* ---- worker hooks ------------------------------------------------------- */
+
+static int http_worker_init(struct sy_worker *w)
+{
+    struct sy_http_worker *hw = calloc(1, sizeof(*hw));
+    uint64_t seed = 0;
+
+    if (!hw)
+        return -1;
+    hw->w = w;
+    hw->clients.next = hw->clients.prev = &hw->clients;
+    if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
+        seed = (uint64_t)sy_now_us() ^ ((uint64_t)getpid() << 32);
+    snprintf(hw->request_id_prefix, sizeof(hw->request_id_prefix), "%016llx",
+             (unsigned long long)(seed ^ w->id));
+    w->http = hw;
+    return 0;
+}
+
+static void http_drain(struct sy_worker *w)
+{
+    struct sy_http_worker *hw = w->http;
+
+    hw->draining = true;
+    sy_upstream_close_all_idle(hw);
+    for (struct sy_client *c = hw->clients.next, *next; c != &hw->clients; c = next) {
+        next = c->next;
+        if (c->state == SY_CLIENT_IDLE)
+            sy_client_close(c);
+    }
+}
+
+static size_t http_active(struct sy_worker *w)
+{
+    return w->http->nclients;
+}
+
+static void http_fini(struct sy_worker *w)
+{
+    struct sy_http_worker *hw = w->http;
+
+    while (hw->clients.next != &hw->clients)
+        sy_client_close(hw->clients.next);
+    sy_upstream_free_peers(hw);
+    free_request_list(hw);
+    free(hw);
+    w->http = NULL;
+}
+
+const struct sy_worker_hooks sy_http_worker_hooks = {
+    .init = http_worker_init,
+    .accept = http_accept,
+    .drain = http_drain,
+    .active = http_active,
+    .fini = http_fini,
+};
+
+int sy_http_prepare_conf(struct sy_conf *conf, unsigned nworkers, char *err, size_t errlen)
+{
+    if (sy_balance_prepare(conf, nworkers) < 0) {
+        snprintf(err, errlen, "out of memory preparing the pools");
+        return -1;
+    }
+    return 0;
+}

@@ -1,0 +1,182 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * http.h: the HTTP layer's own types. A client connection (struct
+ * sy_client) carries one request at a time (struct sy_request); the request
+ * owns everything about one exchange - its snapshot, head, route, upstream
+ * connection and relays - so that another protocol can carry requests too.
+ * Ownership: the worker's sy_http_worker owns clients, idle upstream
+ * connections and freelists; a client owns its current request.
+ */
+#ifndef SY_HTTP_HTTP_H
+#define SY_HTTP_HTTP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <event2/event.h>
+#include <event2/event_struct.h>
+
+#include "core/buf.h"
+#include "core/conf.h"
+#include "core/worker.h"
+#include "parser.h"
+#include "relay.h"
+
+struct sy_request;
+
+/* A request id from a trusted proxy is kept up to this length. */
+#define SY_REQUEST_ID_MAX 128
+
+/* Idle keep-alive connections to one upstream address, on one worker (LIFO). */
+struct sy_peer {
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+    struct sy_upstream *idle;
+    unsigned nidle;
+};
+
+struct sy_upstream {
+    int fd;
+    struct event rev, wev;
+    struct sy_http_worker *hw;
+    struct sy_peer *peer;
+    struct sy_upstream *next_idle;
+    struct sy_request *req;     /* NULL while idle */
+    struct sy_buf *in;          /* response bytes; NULL while idle */
+    bool connected;
+    unsigned requests;          /* served on this connection */
+};
+
+enum sy_client_state {
+    SY_CLIENT_IDLE,             /* keep-alive, waiting for a request; holds no buffer */
+    SY_CLIENT_READING_HEAD,
+    SY_CLIENT_BUSY,             /* a request is being served */
+};
+
+struct sy_client {
+    int fd;
+    struct event rev, wev;
+    struct sy_http_worker *hw;
+    enum sy_client_state state;
+    struct sy_buf *in;
+    struct sy_request *req;
+    struct sy_client *prev, *next;   /* the worker's list, for drain */
+    struct sockaddr_storage peer;
+    socklen_t peerlen;
+    char peer_ip[48];
+    size_t listen_index;
+    bool tls;
+    int64_t head_deadline_ms;
+    unsigned requests;
+};
+
+enum sy_req_state {
+    SY_REQ_READING_HEAD,
+    SY_REQ_CONNECTING,          /* waiting for the upstream connect */
+    SY_REQ_SENDING_HEAD,        /* request head to the upstream */
+    SY_REQ_SENDING_BODY,        /* request body to the upstream */
+    SY_REQ_WAITING_RESPONSE,    /* request sent; reading the response head */
+    SY_REQ_SENDING_RESPONSE_HEAD,
+    SY_REQ_SENDING_RESPONSE_BODY,
+    SY_REQ_LOCAL_RESPONSE,      /* writing a response the gateway made */
+    SY_REQ_DONE,
+};
+
+const char *sy_req_state_name(enum sy_req_state state);
+
+/* A queue of bytes to write: iovecs over buffers that stay put until written. */
+struct sy_iovq {
+    struct iovec *iov;
+    int n, cap, pos;
+};
+
+struct sy_request {
+    enum sy_req_state state;
+    struct sy_client *client;
+    struct sy_http_worker *hw;
+    struct sy_conf *conf;       /* the snapshot this request started on */
+
+    struct sy_http_head head;   /* request head, spans into client->in */
+    struct sy_header *headers;  /* capacity max_headers */
+    uint32_t headers_cap;
+
+    const struct sy_route *route;
+    const struct sy_service *service;
+    enum sy_slot slot;
+    struct sy_pool *pool;
+    struct sy_instance *instance;
+    uint64_t tried;             /* instances tried (bit per index) */
+    int attempts;
+
+    struct sy_upstream *up;
+    struct sy_relay req_relay;  /* request body, in client->in */
+    struct sy_relay resp_relay; /* response body, in up->in */
+    struct sy_http_head resp;   /* response head, spans into up->in */
+    struct sy_header *resp_headers;
+
+    struct sy_iovq out;         /* head being written (upstream or client) */
+    char *extra;                /* headers the gateway adds (owned, reused) */
+    size_t extra_len, extra_cap;
+
+    char request_id[SY_REQUEST_ID_MAX + 1];
+    char client_ip[48];
+    bool peer_trusted;
+    bool client_keepalive;      /* keep the client connection after this response */
+    bool upstream_reusable;
+    bool response_started;      /* a response head went to the client */
+    bool body_abandoned;        /* the request body was not fully read */
+    bool continue_sent;
+    int status;                 /* sent to the client */
+    const char *error_reason;   /* for logs */
+    uint64_t bytes_in, bytes_out;
+    int64_t start_us, upstream_start_us, upstream_head_us;   /* monotonic */
+    int64_t start_wall_ms;
+    struct sy_request *next_free;
+};
+
+struct sy_http_worker {
+    struct sy_worker *w;
+    struct sy_client clients;   /* list head (sentinel) */
+    size_t nclients;
+    struct sy_peer **peers;     /* open addressing by address */
+    size_t npeers, peers_cap;
+    struct sy_request *free_requests;
+    uint64_t request_seq;
+    char request_id_prefix[17];
+    bool draining;
+};
+
+/* conn.c */
+void sy_client_request_done(struct sy_request *req);
+void sy_client_close(struct sy_client *c);
+int sy_client_write_ready(struct sy_client *c, int64_t timeout_ms);
+int sy_client_read_ready(struct sy_client *c, int64_t timeout_ms);
+void sy_respond_local(struct sy_request *req, int status, const char *reason);
+
+/* proxy.c */
+void sy_proxy_start(struct sy_request *req);
+void sy_proxy_abort(struct sy_request *req);
+void sy_proxy_on_client_readable(struct sy_request *req);
+void sy_proxy_on_client_writable(struct sy_request *req);
+void sy_proxy_on_client_timeout(struct sy_request *req, short what);
+
+/* upstream.c */
+struct sy_peer *sy_peer_get(struct sy_http_worker *hw, const struct sockaddr *sa, socklen_t len);
+struct sy_upstream *sy_upstream_take_idle(struct sy_peer *peer);
+struct sy_upstream *sy_upstream_connect(struct sy_http_worker *hw, struct sy_peer *peer);
+void sy_upstream_release(struct sy_upstream *up, bool reusable, unsigned keepalive);
+void sy_upstream_close(struct sy_upstream *up);
+void sy_upstream_close_all_idle(struct sy_http_worker *hw);
+void sy_upstream_free_peers(struct sy_http_worker *hw);
+
+/* iovq.c-style helpers (proxy.c) */
+int sy_iovq_push(struct sy_iovq *q, const void *base, size_t len);
+ssize_t sy_iovq_write(struct sy_iovq *q, int fd);   /* -1 with errno; 0 when all written */
+
+/* access_log.c */
+void sy_access_log(const struct sy_request *req);
+int64_t sy_now_us(void);
+
+#endif

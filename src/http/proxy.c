@@ -1,0 +1,908 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * proxy.c: one request's exchange with an app instance: route, pick an
+ * instance, connect (or reuse an idle connection), write the head as one
+ * writev of spans of the client's own bytes plus the headers we add,
+ * relay the bodies both ways with backpressure, and finish or fail.
+ * proxy_step() is the one place that moves a request between states.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "balance.h"
+#include "core/cidr.h"
+#include "core/log.h"
+#include "http.h"
+#include "route.h"
+
+enum failure {
+    FAIL_CONNECT,               /* nothing reached the app: always retryable */
+    FAIL_SEND,                  /* writing the request failed */
+    FAIL_NO_RESPONSE,           /* closed or reset before any response byte */
+    FAIL_TIMEOUT,               /* no answer within read_timeout_ms */
+    FAIL_BAD_RESPONSE,          /* not HTTP, or ambiguous framing */
+};
+
+static void proxy_step(struct sy_request *req);
+static void connect_upstream(struct sy_request *req);
+static int begin_sending(struct sy_request *req);
+
+const char *sy_req_state_name(enum sy_req_state state)
+{
+    static const char *const names[] = {
+        "reading_head", "connecting", "sending_head", "sending_body", "waiting_response",
+        "sending_response_head", "sending_response_body", "local_response", "done",
+    };
+    return names[state];
+}
+
+/* ---- output queue ------------------------------------------------------- */
+
+int sy_iovq_push(struct sy_iovq *q, const void *base, size_t len)
+{
+    if (len == 0)
+        return 0;
+    if (q->n == q->cap) {
+        int cap = q->cap ? q->cap * 2 : 32;
+        struct iovec *iov = realloc(q->iov, (size_t)cap * sizeof(*iov));
+        if (!iov)
+            return -1;
+        q->iov = iov;
+        q->cap = cap;
+    }
+    q->iov[q->n++] = (struct iovec){(void *)base, len};
+    return 0;
+}
+
+ssize_t sy_iovq_write(struct sy_iovq *q, int fd)
+{
+    while (q->pos < q->n) {
+        int cnt = q->n - q->pos < 1024 ? q->n - q->pos : 1024;
+        ssize_t n = writev(fd, q->iov + q->pos, cnt);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        while (n > 0 && q->pos < q->n) {
+            struct iovec *v = &q->iov[q->pos];
+            if ((size_t)n >= v->iov_len) {
+                n -= (ssize_t)v->iov_len;
+                q->pos++;
+            } else {
+                v->iov_base = (char *)v->iov_base + n;
+                v->iov_len -= (size_t)n;
+                n = 0;
+            }
+        }
+    }
+    return 0;
+}
+
+/* ---- who the client is -------------------------------------------------- */
+
+static bool valid_request_id(const char *p, size_t len)
+{
+    if (len == 0 || len > SY_REQUEST_ID_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)p[i];
+        if (ch <= 0x20 || ch >= 0x7f || ch == '"' || ch == '\\')
+            return false;
+    }
+    return true;
+}
+
+static bool trusted(const struct sy_conf *conf, const struct sockaddr *sa)
+{
+    return conf->ntrusted_proxies &&
+           sy_cidr_list_match(conf->trusted_proxies, conf->ntrusted_proxies, sa) >= 0;
+}
+
+/*
+ * The client is the rightmost X-Forwarded-For address that is not a
+ * trusted proxy, read only when the peer itself is trusted.
+ */
+static void find_client_ip(struct sy_request *req, const char *data)
+{
+    const struct sy_http_head *h = &req->head;
+
+    snprintf(req->client_ip, sizeof(req->client_ip), "%s", req->client->peer_ip);
+    if (!req->peer_trusted)
+        return;
+    for (int i = (int)h->nheaders - 1; i >= 0; i--) {
+        const struct sy_header *hd = &h->headers[i];
+        if (hd->id != SY_HDR_X_FORWARDED_FOR)
+            continue;
+        const char *v = data + hd->value.off;
+        size_t end = hd->value.len;
+        while (end > 0) {
+            size_t start = end;
+            while (start > 0 && v[start - 1] != ',')
+                start--;
+            size_t a = start, b = end;
+            while (a < b && (v[a] == ' ' || v[a] == '\t'))
+                a++;
+            while (b > a && (v[b - 1] == ' ' || v[b - 1] == '\t'))
+                b--;
+            struct sockaddr_storage ss;
+            if (b - a >= sizeof(req->client_ip) || sy_cidr_ip_from_text(v + a, b - a, &ss) < 0)
+                return;         /* not an address: trust stops at the hop before it */
+            memcpy(req->client_ip, v + a, b - a);
+            req->client_ip[b - a] = '\0';
+            if (!trusted(req->conf, (struct sockaddr *)&ss))
+                return;
+            end = start ? start - 1 : 0;
+        }
+    }
+}
+
+static void identify_client(struct sy_request *req)
+{
+    const char *data = req->client->in->data;
+    const struct sy_http_head *h = &req->head;
+
+    req->peer_trusted = trusted(req->conf, (struct sockaddr *)&req->client->peer);
+    find_client_ip(req, data);
+    int i = sy_http_find(h, SY_HDR_X_REQUEST_ID);
+    if (req->peer_trusted && i >= 0 &&
+        valid_request_id(data + h->headers[i].value.off, h->headers[i].value.len)) {
+        memcpy(req->request_id, data + h->headers[i].value.off, h->headers[i].value.len);
+        req->request_id[h->headers[i].value.len] = '\0';
+    } else {
+        snprintf(req->request_id, sizeof(req->request_id), "%s%016llx",
+                 req->hw->request_id_prefix, (unsigned long long)++req->hw->request_seq);
+    }
+}
+
+/* ---- the request head toward the app ------------------------------------ */
+
+static int extra_reserve(struct sy_request *req, size_t need)
+{
+    if (req->extra_cap >= need)
+        return 0;
+    char *p = realloc(req->extra, need);
+    if (!p)
+        return -1;
+    req->extra = p;
+    req->extra_cap = need;
+    return 0;
+}
+
+static void extra_add(struct sy_request *req, const char *s, size_t len)
+{
+    memcpy(req->extra + req->extra_len, s, len);
+    req->extra_len += len;
+}
+
+#define EXTRA_LIT(req, lit) extra_add((req), (lit), sizeof(lit) - 1)
+
+/* Values of every header with this id joined by ", " (a list header split over lines). */
+static void extra_add_joined(struct sy_request *req, const char *data, enum sy_header_id id)
+{
+    bool first = true;
+    for (uint32_t i = 0; i < req->head.nheaders; i++) {
+        const struct sy_header *hd = &req->head.headers[i];
+        if (hd->id != id)
+            continue;
+        if (!first)
+            EXTRA_LIT(req, ", ");
+        extra_add(req, data + hd->value.off, hd->value.len);
+        first = false;
+    }
+}
+
+static size_t header_bytes(const struct sy_request *req, enum sy_header_id id)
+{
+    size_t n = 0;
+    for (uint32_t i = 0; i < req->head.nheaders; i++)
+        if (req->head.headers[i].id == id)
+            n += req->head.headers[i].value.len + 2;
+    return n;
+}
+
+/* The X-Forwarded-* and X-Request-ID lines, built in req->extra. */
+static int build_added_headers(struct sy_request *req, const char *data)
+{
+    const struct sy_http_head *h = &req->head;
+    bool t = req->peer_trusted;
+    size_t need = 512 + strlen(req->request_id) + h->host.len + header_bytes(req, SY_HDR_X_FORWARDED_FOR) +
+                  header_bytes(req, SY_HDR_X_FORWARDED_PROTO) + header_bytes(req, SY_HDR_X_FORWARDED_HOST) +
+                  sizeof(req->instance->addr.text);
+
+    if (extra_reserve(req, need) < 0)
+        return -1;
+    req->extra_len = 0;
+    EXTRA_LIT(req, "X-Forwarded-For: ");
+    if (t && sy_http_find(h, SY_HDR_X_FORWARDED_FOR) >= 0) {
+        extra_add_joined(req, data, SY_HDR_X_FORWARDED_FOR);
+        EXTRA_LIT(req, ", ");
+    }
+    extra_add(req, req->client->peer_ip, strlen(req->client->peer_ip));
+    EXTRA_LIT(req, "\r\nX-Forwarded-Proto: ");
+    if (t && sy_http_find(h, SY_HDR_X_FORWARDED_PROTO) >= 0)
+        extra_add_joined(req, data, SY_HDR_X_FORWARDED_PROTO);
+    else if (req->client->tls)
+        EXTRA_LIT(req, "https");
+    else
+        EXTRA_LIT(req, "http");
+    EXTRA_LIT(req, "\r\nX-Forwarded-Host: ");
+    if (t && sy_http_find(h, SY_HDR_X_FORWARDED_HOST) >= 0)
+        extra_add_joined(req, data, SY_HDR_X_FORWARDED_HOST);
+    else
+        extra_add(req, data + h->host.off, h->host.len);
+    EXTRA_LIT(req, "\r\nX-Request-ID: ");
+    extra_add(req, req->request_id, strlen(req->request_id));
+    EXTRA_LIT(req, "\r\n");
+    if (h->host.len == 0) {
+        /* An HTTP/1.0 request without Host: HTTP/1.1 upstream requires one. */
+        EXTRA_LIT(req, "Host: ");
+        extra_add(req, req->instance->addr.text, strlen(req->instance->addr.text));
+        EXTRA_LIT(req, "\r\n");
+    }
+    if (req->req_relay.mode == SY_RELAY_CHUNKED)
+        EXTRA_LIT(req, "Transfer-Encoding: chunked\r\n");
+    if (req->pool->keepalive == 0)
+        EXTRA_LIT(req, "Connection: close\r\n");
+    EXTRA_LIT(req, "\r\n");
+    return 0;
+}
+
+static bool forwarded_to_app(const struct sy_header *hd)
+{
+    if (hd->hop_by_hop)
+        return false;
+    switch (hd->id) {
+    case SY_HDR_X_FORWARDED_FOR:
+    case SY_HDR_X_FORWARDED_PROTO:
+    case SY_HDR_X_FORWARDED_HOST:
+    case SY_HDR_X_REQUEST_ID:
+    case SY_HDR_EXPECT:         /* the gateway answers 100-continue itself */
+        return false;
+    default:
+        return true;
+    }
+}
+
+/* Queues header lines to keep, merging neighbours into one iovec. */
+static int push_kept_lines(struct sy_iovq *q, const char *data, const struct sy_http_head *h,
+                           bool (*keep)(const struct sy_header *))
+{
+    uint32_t run_start = 0, run_end = 0;
+
+    for (uint32_t i = 0; i < h->nheaders; i++) {
+        const struct sy_header *hd = &h->headers[i];
+        if (!keep(hd))
+            continue;
+        if (run_end != hd->name.off) {
+            if (sy_iovq_push(q, data + run_start, run_end - run_start) < 0)
+                return -1;
+            run_start = hd->name.off;
+        }
+        run_end = hd->line_end;
+    }
+    return sy_iovq_push(q, data + run_start, run_end - run_start);
+}
+
+static int build_request_head(struct sy_request *req)
+{
+    const char *data = req->client->in->data;
+    const struct sy_http_head *h = &req->head;
+    struct sy_iovq *q = &req->out;
+
+    q->n = q->pos = 0;
+    if (build_added_headers(req, data) < 0)
+        return -1;
+    int rc = sy_iovq_push(q, data + h->method_text.off, h->method_text.len + 1);
+    if (h->absolute_form) {
+        uint32_t end = h->query.len ? h->query.off + h->query.len : h->path.off + h->path.len;
+        if (h->path.len)
+            rc |= sy_iovq_push(q, data + h->path.off, end - h->path.off);
+        else
+            rc |= sy_iovq_push(q, "/", 1);
+    } else {
+        rc |= sy_iovq_push(q, data + h->target.off, h->target.len);
+    }
+    rc |= sy_iovq_push(q, " HTTP/1.1\r\n", 11);
+    rc |= push_kept_lines(q, data, h, forwarded_to_app);
+    rc |= sy_iovq_push(q, req->extra, req->extra_len);
+    return rc ? -1 : 0;
+}
+
+/* ---- the response head toward the client -------------------------------- */
+
+static bool forwarded_to_client(const struct sy_header *hd)
+{
+    return !hd->hop_by_hop && hd->id != SY_HDR_X_REQUEST_ID;
+}
+
+static enum sy_relay_mode response_relay_mode(struct sy_request *req)
+{
+    switch (req->resp.body) {
+    case SY_BODY_NONE:
+        return SY_RELAY_NONE;
+    case SY_BODY_LENGTH:
+        return SY_RELAY_LENGTH;
+    case SY_BODY_CHUNKED:
+        if (req->head.version_minor == 0) {
+            req->client_keepalive = false;  /* HTTP/1.0: plain data, end at close */
+            return SY_RELAY_DECHUNK;
+        }
+        return SY_RELAY_CHUNKED;
+    case SY_BODY_UNTIL_CLOSE:
+        req->client_keepalive = false;
+        return SY_RELAY_UNTIL_CLOSE;
+    }
+    return SY_RELAY_NONE;
+}
+
+static int build_response_head(struct sy_request *req)
+{
+    struct sy_buf *in = req->up->in;
+    const struct sy_http_head *r = &req->resp;
+    struct sy_iovq *q = &req->out;
+    uint32_t status_line_end = r->nheaders ? r->headers[0].name.off : r->head_len - 2;
+
+    enum sy_relay_mode mode = response_relay_mode(req);
+    if (req->body_abandoned || req->hw->draining)
+        req->client_keepalive = false;
+    sy_relay_init(&req->resp_relay, mode, r->content_length, r->head_len, 0);
+    req->upstream_reusable = r->keep_alive && mode != SY_RELAY_UNTIL_CLOSE && !req->body_abandoned;
+
+    size_t need = 256 + strlen(req->request_id);
+    if (extra_reserve(req, need) < 0)
+        return -1;
+    req->extra_len = 0;
+    if (mode == SY_RELAY_CHUNKED)
+        EXTRA_LIT(req, "Transfer-Encoding: chunked\r\n");
+    if (!req->client_keepalive)
+        EXTRA_LIT(req, "Connection: close\r\n");
+    else if (req->head.version_minor == 0)
+        EXTRA_LIT(req, "Connection: keep-alive\r\n");
+    EXTRA_LIT(req, "X-Request-ID: ");
+    extra_add(req, req->request_id, strlen(req->request_id));
+    EXTRA_LIT(req, "\r\n\r\n");
+
+    q->n = q->pos = 0;
+    /* "HTTP/1.x " is 9 bytes; we answer as HTTP/1.1 whatever the app spoke. */
+    int rc = sy_iovq_push(q, "HTTP/1.1 ", 9);
+    rc |= sy_iovq_push(q, in->data + 9, status_line_end - 9);
+    rc |= push_kept_lines(q, in->data, r, forwarded_to_client);
+    rc |= sy_iovq_push(q, req->extra, req->extra_len);
+    for (int i = 0; i < q->n; i++)
+        req->bytes_out += q->iov[i].iov_len;
+    req->status = r->status;
+    req->response_started = true;
+    return rc ? -1 : 0;
+}
+
+/* ---- events and failures ------------------------------------------------ */
+
+static struct timeval ms_tv(int64_t ms)
+{
+    return (struct timeval){(time_t)(ms / 1000), (suseconds_t)(ms % 1000 * 1000)};
+}
+
+static void up_wait_read(struct sy_request *req, int64_t timeout_ms)
+{
+    struct timeval tv = ms_tv(timeout_ms);
+    event_add(&req->up->rev, timeout_ms > 0 ? &tv : NULL);
+}
+
+static void up_wait_write(struct sy_request *req, int64_t timeout_ms)
+{
+    struct timeval tv = ms_tv(timeout_ms);
+    event_add(&req->up->wev, &tv);
+}
+
+static void detach_upstream(struct sy_request *req, bool reusable)
+{
+    struct sy_upstream *up = req->up;
+    if (!up)
+        return;
+    req->up = NULL;
+    sy_balance_done(req->pool, req->hw->w->id, req->instance);
+    if (reusable)
+        sy_upstream_release(up, true, (unsigned)req->pool->keepalive);
+    else
+        sy_upstream_close(up);
+}
+
+void sy_proxy_abort(struct sy_request *req)
+{
+    detach_upstream(req, false);
+}
+
+static bool idempotent(enum sy_method m)
+{
+    return m == SY_METHOD_GET || m == SY_METHOD_HEAD || m == SY_METHOD_OPTIONS ||
+           m == SY_METHOD_PUT || m == SY_METHOD_DELETE || m == SY_METHOD_TRACE;
+}
+
+/* Whether sending the request again cannot do what the client did not ask twice. */
+static bool can_resend(const struct sy_request *req, enum failure f)
+{
+    if (req->response_started)
+        return false;
+    if (f == FAIL_CONNECT)
+        return true;
+    /* Nothing of the body may be lost: it was relayed from a buffer since reused. */
+    if (req->req_relay.body_bytes > 0)
+        return false;
+    return (f == FAIL_SEND || f == FAIL_NO_RESPONSE) && idempotent(req->head.method);
+}
+
+static bool retryable(const struct sy_request *req, enum failure f)
+{
+    return req->attempts <= req->pool->retries && can_resend(req, f);
+}
+
+static void upstream_failed(struct sy_request *req, enum failure f, const char *why)
+{
+    bool stale = req->up && req->up->requests > 1 && (f == FAIL_SEND || f == FAIL_NO_RESPONSE);
+
+    detach_upstream(req, false);
+    if (stale && can_resend(req, f)) {
+        /*
+         * A reused keep-alive connection the app had already closed: not
+         * the instance's fault, so it neither counts as an attempt nor
+         * excludes the instance.
+         */
+        req->attempts--;
+        if (req->instance->index < 64)
+            req->tried &= ~(1ULL << req->instance->index);
+        connect_upstream(req);
+        return;
+    }
+    sy_log_error(SY_LOG_WARN, "proxy", "pool %s instance %s: %s (request %s)", req->pool->name,
+                 req->instance->addr.text, why, req->request_id);
+    if (retryable(req, f)) {
+        connect_upstream(req);
+        return;
+    }
+    if (req->response_started) {
+        req->client_keepalive = false;
+        sy_client_close(req->client);
+        return;
+    }
+    req->client_keepalive = req->client_keepalive && req->req_relay.complete;
+    sy_respond_local(req, f == FAIL_TIMEOUT ? 504 : 502, why);
+}
+
+static void up_on_write(evutil_socket_t fd, short what, void *arg)
+{
+    struct sy_upstream *up = arg;
+    struct sy_request *req = up->req;
+    (void)fd;
+
+    if (what & EV_TIMEOUT) {
+        if (req->state == SY_REQ_CONNECTING)
+            upstream_failed(req, FAIL_CONNECT, "connect timed out");
+        else
+            upstream_failed(req, FAIL_TIMEOUT, "timed out sending the request");
+        return;
+    }
+    if (req->state == SY_REQ_CONNECTING) {
+        int err = 0;
+        socklen_t len = sizeof(err);
+        getsockopt(up->fd, SOL_SOCKET, SO_ERROR, &err, &len);
+        if (err) {
+            char why[128];
+            snprintf(why, sizeof(why), "connect failed: %s", strerror(err));
+            upstream_failed(req, FAIL_CONNECT, why);
+            return;
+        }
+        up->connected = true;
+        if (begin_sending(req) < 0) {
+            upstream_failed(req, FAIL_BAD_RESPONSE, "out of memory");
+            return;
+        }
+    }
+    proxy_step(req);
+}
+
+static void up_on_read(evutil_socket_t fd, short what, void *arg)
+{
+    struct sy_upstream *up = arg;
+    struct sy_request *req = up->req;
+    (void)fd;
+
+    if (what & EV_TIMEOUT) {
+        if (req->state == SY_REQ_SENDING_RESPONSE_BODY) {
+            sy_log_error(SY_LOG_WARN, "proxy", "pool %s instance %s: response body timed out "
+                         "(request %s)", req->pool->name, req->instance->addr.text, req->request_id);
+            sy_client_close(req->client);
+        } else {
+            upstream_failed(req, FAIL_TIMEOUT, "upstream timed out");
+        }
+        return;
+    }
+    if (req->state == SY_REQ_SENDING_HEAD || req->state == SY_REQ_SENDING_BODY) {
+        /* The app answered before reading the whole request (say, a 413). */
+        req->body_abandoned = !req->req_relay.complete;
+        event_del(&req->client->rev);
+        event_del(&up->wev);
+        req->state = SY_REQ_WAITING_RESPONSE;
+    }
+    proxy_step(req);
+}
+
+static void attach_upstream(struct sy_request *req, struct sy_upstream *up)
+{
+    struct event_base *base = req->hw->w->base;
+
+    req->up = up;
+    up->req = req;
+    up->requests++;
+    event_assign(&up->rev, base, up->fd, EV_READ, up_on_read, up);
+    event_assign(&up->wev, base, up->fd, EV_WRITE, up_on_write, up);
+}
+
+/* Each attempt writes a fresh head (the instance may differ) and parses a fresh response. */
+static int begin_sending(struct sy_request *req)
+{
+    req->resp.headers = req->resp_headers;
+    sy_http_head_reset(&req->resp);
+    req->state = SY_REQ_SENDING_HEAD;
+    req->upstream_start_us = sy_now_us();
+    return build_request_head(req);
+}
+
+static void connect_upstream(struct sy_request *req)
+{
+    struct sy_http_worker *hw = req->hw;
+
+    for (;;) {
+        uint32_t hash = 0;
+        for (const char *p = req->client_ip; *p; p++)
+            hash = hash * 31 + (unsigned char)*p;
+        req->instance = sy_balance_pick(req->pool, hw->w->id, req->tried, hash,
+                                        sy_worker_now_ms(hw->w));
+        if (!req->instance) {
+            sy_respond_local(req, 502, "no instance of the pool could take the request");
+            return;
+        }
+        if (req->instance->index < 64)
+            req->tried |= 1ULL << req->instance->index;
+        req->attempts++;
+        struct sy_peer *peer = sy_peer_get(hw, (struct sockaddr *)&req->instance->addr.ss,
+                                           req->instance->addr.len);
+        struct sy_upstream *up = peer ? sy_upstream_take_idle(peer) : NULL;
+        if (up) {
+            attach_upstream(req, up);
+            if (begin_sending(req) < 0) {
+                upstream_failed(req, FAIL_BAD_RESPONSE, "out of memory");
+                return;
+            }
+            proxy_step(req);
+            return;
+        }
+        up = peer ? sy_upstream_connect(hw, peer) : NULL;
+        if (up) {
+            attach_upstream(req, up);
+            req->state = SY_REQ_CONNECTING;
+            up_wait_write(req, req->pool->connect_timeout_ms);
+            return;
+        }
+        sy_balance_done(req->pool, hw->w->id, req->instance);
+        sy_log_error(SY_LOG_WARN, "proxy", "pool %s instance %s: connect failed: %s",
+                     req->pool->name, req->instance->addr.text, strerror(errno));
+        if (!retryable(req, FAIL_CONNECT)) {
+            sy_respond_local(req, 502, "connect failed");
+            return;
+        }
+    }
+}
+
+/* ---- starting a request ------------------------------------------------- */
+
+static enum sy_relay_mode request_relay_mode(const struct sy_http_head *h)
+{
+    switch (h->body) {
+    case SY_BODY_LENGTH: return SY_RELAY_LENGTH;
+    case SY_BODY_CHUNKED: return SY_RELAY_CHUNKED;
+    default: return SY_RELAY_NONE;
+    }
+}
+
+void sy_proxy_start(struct sy_request *req)
+{
+    const struct sy_http_head *h = &req->head;
+    const struct sy_conf *conf = req->conf;
+    const char *data = req->client->in->data;
+    uint64_t max_body = (uint64_t)conf->limits.max_body_bytes;
+
+    sy_relay_init(&req->req_relay, request_relay_mode(h), h->content_length, h->head_len,
+                  max_body);
+    identify_client(req);
+    if (h->body == SY_BODY_LENGTH && max_body && h->content_length > max_body) {
+        sy_respond_local(req, 413, "request body too large");
+        return;
+    }
+    req->route = sy_route_match(conf, data + h->host.off, h->host.len, data + h->path.off,
+                                h->path.len);
+    if (!req->route || !req->route->service) {
+        sy_respond_local(req, 404, "no route for this host and path");
+        return;
+    }
+    req->service = req->route->service;
+    req->slot = req->service->active;
+    req->pool = req->service->slot_pool[req->slot];
+    connect_upstream(req);
+}
+
+/* ---- moving bytes ------------------------------------------------------- */
+
+/* 100-continue is answered when the app is connected and the body is wanted. */
+static int send_continue(struct sy_request *req)
+{
+    static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    struct sy_client *c = req->client;
+
+    req->continue_sent = true;
+    if (!req->head.expect_continue || c->in->end > req->head.head_len)
+        return 0;
+    ssize_t n = write(c->fd, cont, sizeof(cont) - 1);
+    return n == (ssize_t)sizeof(cont) - 1 ? 0 : -1;
+}
+
+/* Returns 1 to go on, 0 when waiting for an event, -1 when the request ended. */
+static int relay_request_body(struct sy_request *req)
+{
+    struct sy_client *c = req->client;
+    struct sy_relay *r = &req->req_relay;
+
+    if (!req->continue_sent && send_continue(req) < 0) {
+        sy_client_close(c);
+        return -1;
+    }
+    for (;;) {
+        enum sy_relay_status st = sy_relay_scan(r, c->in);
+        if (st == SY_RELAY_INVALID || st == SY_RELAY_TOO_LARGE) {
+            req->body_abandoned = true;
+            req->client_keepalive = false;
+            detach_upstream(req, false);
+            sy_respond_local(req, st == SY_RELAY_TOO_LARGE ? 413 : 400,
+                             st == SY_RELAY_TOO_LARGE ? "request body too large" : r->error);
+            return -1;
+        }
+        if (sy_relay_pending(r)) {
+            ssize_t n = write(req->up->fd, c->in->data + r->out_start, sy_relay_pending(r));
+            if (n < 0 && errno == EAGAIN) {
+                event_del(&c->rev);
+                up_wait_write(req, req->pool->read_timeout_ms);
+                up_wait_read(req, 0);
+                return 0;
+            }
+            if (n < 0) {
+                upstream_failed(req, FAIL_SEND, "request body write failed");
+                return -1;
+            }
+            r->out_start += (uint32_t)n;
+            continue;
+        }
+        if (r->complete)
+            return 1;
+        sy_relay_rewind(r, c->in);
+        ssize_t n = read(c->fd, c->in->data + c->in->end, sy_buf_room(c->in));
+        if (n > 0) {
+            c->in->end += (uint32_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EAGAIN) {
+            event_del(&req->up->wev);
+            sy_client_read_ready(c, req->conf->limits.client_body_timeout_ms);
+            up_wait_read(req, 0);
+            return 0;
+        }
+        sy_client_close(c);     /* the client went away in the middle of its body */
+        return -1;
+    }
+}
+
+static int read_response_head(struct sy_request *req)
+{
+    struct sy_upstream *up = req->up;
+    struct sy_buf *in = up->in;
+    const struct sy_limits *lim = &req->conf->limits;
+    struct sy_parse_limits pl = {
+        .max_head_bytes = (uint32_t)lim->max_header_bytes,
+        .max_uri_bytes = (uint32_t)lim->max_uri_bytes,
+        .max_headers = req->headers_cap,
+    };
+
+    if (!in && !(in = up->in = sy_buf_get(&req->hw->w->bufs))) {
+        upstream_failed(req, FAIL_BAD_RESPONSE, "out of buffers");
+        return -1;
+    }
+    for (;;) {
+        if (in->end > 0) {
+            enum sy_parse_status st = sy_http_parse_response(&req->resp, in->data, in->end, &pl,
+                                                             req->head.method);
+            if (st == SY_PARSE_ERROR) {
+                upstream_failed(req, FAIL_BAD_RESPONSE, req->resp.error_reason);
+                return -1;
+            }
+            if (st == SY_PARSE_DONE && req->resp.status >= 100 && req->resp.status < 200) {
+                /* Interim responses are not relayed; 100-continue is ours. */
+                uint32_t rest = in->end - req->resp.head_len;
+                memmove(in->data, in->data + req->resp.head_len, rest);
+                in->end = rest;
+                sy_http_head_reset(&req->resp);
+                continue;
+            }
+            if (st == SY_PARSE_DONE)
+                return 1;
+            if (sy_buf_room(in) == 0) {
+                upstream_failed(req, FAIL_BAD_RESPONSE, "response head too large");
+                return -1;
+            }
+        }
+        ssize_t n = read(up->fd, in->data + in->end, sy_buf_room(in));
+        if (n > 0) {
+            in->end += (uint32_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EAGAIN) {
+            up_wait_read(req, req->pool->read_timeout_ms);
+            return 0;
+        }
+        upstream_failed(req, in->end ? FAIL_BAD_RESPONSE : FAIL_NO_RESPONSE,
+                        in->end ? "connection closed inside the response head"
+                                : "connection closed before any response");
+        return -1;
+    }
+}
+
+static int relay_response_body(struct sy_request *req)
+{
+    struct sy_client *c = req->client;
+    struct sy_upstream *up = req->up;
+    struct sy_relay *r = &req->resp_relay;
+
+    for (;;) {
+        enum sy_relay_status st = sy_relay_scan(r, up->in);
+        if (st == SY_RELAY_INVALID) {
+            sy_log_error(SY_LOG_WARN, "proxy", "pool %s instance %s: bad response body: %s "
+                         "(request %s)", req->pool->name, req->instance->addr.text, r->error,
+                         req->request_id);
+            sy_client_close(c);
+            return -1;
+        }
+        if (sy_relay_pending(r)) {
+            ssize_t n = write(c->fd, up->in->data + r->out_start, sy_relay_pending(r));
+            if (n < 0 && errno == EAGAIN) {
+                event_del(&up->rev);
+                sy_client_write_ready(c, req->conf->limits.client_body_timeout_ms);
+                return 0;
+            }
+            if (n < 0) {
+                sy_client_close(c);
+                return -1;
+            }
+            r->out_start += (uint32_t)n;
+            req->bytes_out += (uint64_t)n;
+            continue;
+        }
+        if (r->complete)
+            return 1;
+        sy_relay_rewind(r, up->in);
+        ssize_t n = read(up->fd, up->in->data + up->in->end, sy_buf_room(up->in));
+        if (n > 0) {
+            up->in->end += (uint32_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EAGAIN) {
+            event_del(&c->wev);
+            up_wait_read(req, req->pool->read_timeout_ms);
+            return 0;
+        }
+        if (sy_relay_eof(r) == SY_RELAY_COMPLETE)
+            continue;
+        sy_log_error(SY_LOG_WARN, "proxy", "pool %s instance %s: %s (request %s)",
+                     req->pool->name, req->instance->addr.text, r->error, req->request_id);
+        sy_client_close(c);
+        return -1;
+    }
+}
+
+static void finish(struct sy_request *req)
+{
+    struct sy_upstream *up = req->up;
+    bool reusable = req->upstream_reusable && req->req_relay.complete &&
+                    req->resp_relay.scan == up->in->end;
+
+    if (req->body_abandoned)
+        req->client_keepalive = false;
+    detach_upstream(req, reusable);
+    sy_client_request_done(req);
+}
+
+/*
+ * Advances the request as far as it can without blocking. Each state
+ * either completes and falls to the next, or arms the event it waits for.
+ */
+static void proxy_step(struct sy_request *req)
+{
+    int rc;
+
+    for (;;) {
+        switch (req->state) {
+        case SY_REQ_SENDING_HEAD:
+            if (sy_iovq_write(&req->out, req->up->fd) < 0) {
+                if (errno == EAGAIN) {
+                    up_wait_write(req, req->pool->read_timeout_ms);
+                    return;
+                }
+                upstream_failed(req, FAIL_SEND, "request head write failed");
+                return;
+            }
+            req->out.n = 0;
+            req->state = SY_REQ_SENDING_BODY;
+            break;
+        case SY_REQ_SENDING_BODY:
+            if ((rc = relay_request_body(req)) <= 0)
+                return;
+            event_del(&req->up->wev);
+            req->state = SY_REQ_WAITING_RESPONSE;
+            break;
+        case SY_REQ_WAITING_RESPONSE:
+            if ((rc = read_response_head(req)) <= 0)
+                return;
+            req->upstream_head_us = sy_now_us();
+            if (build_response_head(req) < 0) {
+                upstream_failed(req, FAIL_BAD_RESPONSE, "out of memory");
+                return;
+            }
+            event_del(&req->up->rev);
+            req->state = SY_REQ_SENDING_RESPONSE_HEAD;
+            break;
+        case SY_REQ_SENDING_RESPONSE_HEAD:
+            if (sy_iovq_write(&req->out, req->client->fd) < 0) {
+                if (errno == EAGAIN) {
+                    sy_client_write_ready(req->client, req->conf->limits.client_body_timeout_ms);
+                    return;
+                }
+                sy_client_close(req->client);
+                return;
+            }
+            req->state = SY_REQ_SENDING_RESPONSE_BODY;
+            break;
+        case SY_REQ_SENDING_RESPONSE_BODY:
+            if ((rc = relay_response_body(req)) <= 0)
+                return;
+            finish(req);
+            return;
+        default:
+            return;
+        }
+    }
+}
+
+void sy_proxy_on_client_readable(struct sy_request *req)
+{
+    if (req->state == SY_REQ_SENDING_BODY)
+        proxy_step(req);
+}
+
+void sy_proxy_on_client_writable(struct sy_request *req)
+{
+    if (req->state == SY_REQ_SENDING_RESPONSE_HEAD || req->state == SY_REQ_SENDING_RESPONSE_BODY)
+        proxy_step(req);
+}
+
+void sy_proxy_on_client_timeout(struct sy_request *req, short what)
+{
+    (void)what;
+    if (req->state == SY_REQ_SENDING_BODY && !req->response_started) {
+        req->client_keepalive = false;
+        req->body_abandoned = true;
+        detach_upstream(req, false);
+        sy_respond_local(req, 408, "client body timeout");
+        return;
+    }
+    sy_client_close(req->client);
+}

@@ -1,0 +1,635 @@
+# SPDX-License-Identifier: BSD-2-Clause
+"""Side-by-side benchmark: Switchyard, nginx and HAProxy in front of one
+build/testd, same pinning (proxy on PROXY_CPU, testd and wrk on LOAD_CPU),
+one worker each, access logs on. Run through tests/bench/run.sh (make bench),
+which installs the tools; the method is in docs/benchmarks.md.
+
+Environment: RUNS (5), DURATION (10 s), CONNS (50), IDLE_CONNS (10000),
+PROXY_CPU (0), LOAD_CPU (1), SWITCHYARD (build/switchyard),
+NGINX_LOG_BUFFER (64k; "off" writes every line at once), BENCH_OUT
+(build/bench/results.json), PROXIES (switchyard,nginx,haproxy).
+"""
+import json
+import os
+import platform
+import re
+import resource
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def env_int(name, default):
+    return int(os.environ.get(name, default))
+
+
+RUNS = env_int("RUNS", 5)
+DURATION = env_int("DURATION", 10)
+CONNS = env_int("CONNS", 50)
+IDLE_CONNS = env_int("IDLE_CONNS", 10000)
+PROXY_CPU = env_int("PROXY_CPU", 0)
+LOAD_CPU = env_int("LOAD_CPU", 1)
+SWITCHYARD = os.environ.get("SWITCHYARD", os.path.join(ROOT, "build", "switchyard"))
+TESTD = os.environ.get("TESTD", os.path.join(ROOT, "build", "testd"))
+NGINX_LOG_BUFFER = os.environ.get("NGINX_LOG_BUFFER", "64k")
+OUT = os.environ.get("BENCH_OUT", os.path.join(ROOT, "build", "bench", "results.json"))
+PROXIES = os.environ.get("PROXIES", "switchyard,nginx,haproxy").split(",")
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+KEEPALIVE_S = 120           # idle keep-alive timeout of all three: outlasts the idle test
+
+
+def nofile():
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def max_conns():
+    """Connection cap of all three proxies: the idle test's connections plus
+    room, within the open-file limit. HAProxy refuses a maxconn that it
+    cannot back with two descriptors per connection."""
+    return min(IDLE_CONNS + 1000, (nofile() - 50) // 2)
+
+
+def idle_conns():
+    """IDLE_CONNS, or fewer when the open-file limit cannot hold them."""
+    return max(0, min(IDLE_CONNS, max_conns() - 100))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, proc, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+def http_ok(port):
+    """One GET / through the proxy; True on a 200."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
+            data = b""
+            while True:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+        return data.startswith(b"HTTP/1.1 200")
+    except OSError:
+        return False
+
+
+def proc_tree(pid):
+    """pid and all its descendants (nginx: master and workers)."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry) as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo += children.get(p, [])
+    return out
+
+
+def cpu_seconds(pids):
+    """utime + stime of pids (all threads), in seconds."""
+    total = 0
+    for pid in pids:
+        try:
+            with open("/proc/%d/stat" % pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except OSError:
+            pass
+    return total / CLK_TCK
+
+
+def rss_kb(pids):
+    total = 0
+    for pid in pids:
+        try:
+            with open("/proc/%d/status" % pid) as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+        except OSError:
+            pass
+    return total
+
+
+def cpu_times():
+    """{cpu index: (busy, total)} jiffies from /proc/stat."""
+    out = {}
+    with open("/proc/stat") as f:
+        for line in f:
+            m = re.match(r"cpu(\d+) (.*)", line)
+            if m:
+                v = [int(x) for x in m.group(2).split()]
+                idle = v[3] + v[4]
+                out[int(m.group(1))] = (sum(v[:8]) - idle, sum(v[:8]))
+    return out
+
+
+def busy_pct(before, after, cpu):
+    b0, t0 = before.get(cpu, (0, 0))
+    b1, t1 = after.get(cpu, (0, 0))
+    return 100.0 * (b1 - b0) / (t1 - t0) if t1 > t0 else 0.0
+
+
+class Proxy:
+    """One proxy under test: writes its configuration, starts pinned, stops."""
+
+    name = "?"
+
+    def __init__(self, tmp, backend_port):
+        self.tmp = tmp
+        self.backend_port = backend_port
+        self.port = free_port()
+        self.proc = None
+        self.error = None
+        self.log = open(os.path.join(tmp, "%s.out" % self.name), "wb")
+
+    def command(self):
+        raise NotImplementedError
+
+    def start(self):
+        cmd = ["taskset", "-c", str(PROXY_CPU)] + self.command()
+        self.proc = subprocess.Popen(cmd, cwd=self.tmp, stdout=self.log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        if not wait_port(self.port, self.proc) or not http_ok(self.port):
+            self.error = "did not start or answer 200: " + self.output()[-2000:]
+            self.stop()
+            return False
+        return True
+
+    def pids(self):
+        return proc_tree(self.proc.pid)
+
+    def output(self):
+        with open(os.path.join(self.tmp, "%s.out" % self.name), "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+    def version(self):
+        return ""
+
+
+class Switchyard(Proxy):
+    name = "switchyard"
+
+    def command(self):
+        token = os.path.join(self.tmp, "admin.token")
+        with open(token, "w") as f:
+            f.write(os.urandom(16).hex() + "\n")
+        pool = {"instances": [{"addr": "127.0.0.1:%d" % self.backend_port}], "keepalive": 64}
+        cfg = {
+            "workers": 1,
+            "listen": [{"addr": "127.0.0.1:%d" % self.port}],
+            "limits": {"max_connections": max_conns(), "keepalive_timeout_ms": KEEPALIVE_S * 1000},
+            "admin": {"listen": "127.0.0.1:%d" % free_port(), "token_file": token},
+            "pools": {"bench-blue": pool, "bench-green": pool},
+            "services": {"bench": {"blue": "bench-blue", "green": "bench-green", "active": "blue"}},
+            "routes": [{"host": "*", "path": "/", "service": "bench"}],
+            "log": {"access": os.path.join(self.tmp, "switchyard-access.log"),
+                    "security": os.path.join(self.tmp, "switchyard-security.log"),
+                    "error": os.path.join(self.tmp, "switchyard-error.log"), "level": "warn"},
+            "state_file": os.path.join(self.tmp, "switchyard-state.json"),
+        }
+        path = os.path.join(self.tmp, "switchyard.json")
+        with open(path, "w") as f:
+            json.dump(cfg, f, indent=2)
+        return [SWITCHYARD, "-c", path]
+
+    def version(self):
+        return run_out([SWITCHYARD, "-V"]).splitlines()[0] if os.access(SWITCHYARD, os.X_OK) else ""
+
+
+NGINX_CONF = """\
+{user}
+daemon off;
+master_process on;
+worker_processes 1;
+worker_rlimit_nofile {nofile};
+pid {tmp}/nginx.pid;
+error_log {tmp}/nginx-error.log warn;
+events {{
+    worker_connections {maxconn};
+}}
+http {{
+    log_format sy escape=json '{{"ts":"$time_iso8601","request_id":"$request_id",'
+        '"client_ip":"$remote_addr","method":"$request_method","host":"$host",'
+        '"path":"$uri","status":$status,"bytes_in":$request_length,'
+        '"bytes_out":$bytes_sent,"duration_ms":$request_time,'
+        '"upstream_ms":"$upstream_response_time","upstream":"$upstream_addr",'
+        '"user_agent":"$http_user_agent","proto":"$server_protocol"}}';
+    access_log {tmp}/nginx-access.log sy{log_buffer};
+    client_body_temp_path {tmp}/client_body;
+    proxy_temp_path {tmp}/proxy_temp;
+    keepalive_timeout {keepalive}s;
+    keepalive_requests 1000000;
+    upstream backend {{
+        server 127.0.0.1:{backend};
+        keepalive 64;
+        keepalive_requests 1000000;
+        keepalive_timeout {keepalive}s;
+    }}
+    server {{
+        listen 127.0.0.1:{port} backlog=4096;
+        location / {{
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_set_header X-Forwarded-Host $host;
+            proxy_set_header X-Request-ID $request_id;
+            add_header X-Request-ID $request_id;
+        }}
+    }}
+}}
+"""
+
+
+class Nginx(Proxy):
+    name = "nginx"
+
+    def command(self):
+        buf = "" if NGINX_LOG_BUFFER == "off" else " buffer=%s flush=1s" % NGINX_LOG_BUFFER
+        conf = NGINX_CONF.format(user="user root;" if os.geteuid() == 0 else "", tmp=self.tmp,
+                                 log_buffer=buf, backend=self.backend_port, port=self.port,
+                                 keepalive=KEEPALIVE_S, nofile=nofile(), maxconn=max_conns())
+        path = os.path.join(self.tmp, "nginx.conf")
+        with open(path, "w") as f:
+            f.write(conf)
+        return ["nginx", "-p", self.tmp, "-c", path, "-e", os.path.join(self.tmp, "nginx-error.log")]
+
+    def version(self):
+        return run_out(["nginx", "-v"]).strip()
+
+
+HAPROXY_CFG = """\
+global
+    nbthread 1
+    maxconn {maxconn}
+    ulimit-n {nofile}
+    log stdout format raw local0
+
+defaults
+    mode http
+    log global
+    log-format '{{"ts":"%tr","request_id":"%ID","client_ip":"%ci","method":"%HM","host":"%[capture.req.hdr(0)]","path":"%HPO","status":%ST,"bytes_in":%U,"bytes_out":%B,"duration_ms":%Ta,"upstream_ms":%Tr,"upstream":"%si:%sp","user_agent":"%[capture.req.hdr(1)]","proto":"%HV"}}'
+    option http-keep-alive
+    option dontlognull
+    http-reuse always
+    maxconn {maxconn}
+    timeout connect 5s
+    timeout client {keepalive}s
+    timeout server 60s
+    timeout http-keep-alive {keepalive}s
+    timeout http-request 10s
+
+frontend fe
+    bind 127.0.0.1:{port}
+    http-request capture req.hdr(host) len 64
+    http-request capture req.hdr(user-agent) len 128
+    unique-id-format %{{+X}}o%ci:%cp_%fi:%fp_%Ts_%rt:%pid
+    unique-id-header X-Request-ID
+    option forwardfor
+    http-request set-header X-Forwarded-Proto http
+    http-request set-header X-Forwarded-Host %[req.hdr(host)]
+    http-response set-header X-Request-ID %[unique-id]
+    default_backend be
+
+backend be
+    server app 127.0.0.1:{backend}
+"""
+
+
+class Haproxy(Proxy):
+    name = "haproxy"
+
+    def command(self):
+        path = os.path.join(self.tmp, "haproxy.cfg")
+        with open(path, "w") as f:
+            f.write(HAPROXY_CFG.format(port=self.port, backend=self.backend_port,
+                                       keepalive=KEEPALIVE_S, nofile=nofile(),
+                                       maxconn=max_conns()))
+        # "log stdout": every line is one write() to stdout, which the shell
+        # wrapper sends to a file (HAProxy has no buffered file log)
+        log = os.path.join(self.tmp, "haproxy-access.log")
+        return ["sh", "-c", 'exec haproxy -db -f "$0" > "$1"', path, log]
+
+    def version(self):
+        return run_out(["haproxy", "-v"]).splitlines()[0]
+
+
+def run_out(cmd):
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
+        return p.stdout + p.stderr
+    except OSError as e:
+        return str(e)
+
+
+def parse_latency(text):
+    m = re.match(r"([\d.]+)(us|ms|s)$", text)
+    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
+    return float(m.group(1)) * scale
+
+
+def parse_wrk(out):
+    """{rps, p99_ms, p50_ms, requests, errors} from wrk --latency output."""
+    res = {"rps": 0.0, "p99_ms": None, "p50_ms": None, "requests": 0, "errors": 0}
+    m = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    if m:
+        res["rps"] = float(m.group(1))
+    m = re.search(r"(\d+) requests in", out)
+    if m:
+        res["requests"] = int(m.group(1))
+    for pct, key in (("99", "p99_ms"), ("50", "p50_ms")):
+        m = re.search(r"^\s+%s%%\s+(\S+)" % pct, out, re.M)
+        if m:
+            res[key] = parse_latency(m.group(1))
+    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    if m:
+        res["errors"] += sum(int(x) for x in m.groups())
+    m = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if m:
+        res["errors"] += int(m.group(1))
+    return res
+
+
+def wrk(port, seconds):
+    cmd = ["taskset", "-c", str(LOAD_CPU), "wrk", "-t1", "-c%d" % CONNS, "-d%ds" % seconds,
+           "--latency", "http://127.0.0.1:%d/" % port]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60).stdout
+
+
+def measure(proxy):
+    """One wrk run against proxy with CPU accounting around it."""
+    pids = proxy.pids()
+    cpu0, sys0, t0 = cpu_seconds(pids), cpu_times(), time.monotonic()
+    out = wrk(proxy.port, DURATION)
+    cpu1, sys1, t1 = cpu_seconds(pids), cpu_times(), time.monotonic()
+    res = parse_wrk(out)
+    res["cpu_s"] = cpu1 - cpu0
+    res["cpu_us_per_req"] = (cpu1 - cpu0) * 1e6 / res["requests"] if res["requests"] else None
+    res["proxy_cpu_busy_pct"] = busy_pct(sys0, sys1, PROXY_CPU)
+    res["load_cpu_busy_pct"] = busy_pct(sys0, sys1, LOAD_CPU)
+    # busy time on the proxy's CPU that was not the proxy's: other processes
+    res["other_on_proxy_cpu_pct"] = max(0.0, res["proxy_cpu_busy_pct"]
+                                        - 100.0 * res["cpu_s"] / (t1 - t0))
+    if not res["requests"]:
+        res["wrk_output"] = out[-2000:]
+    return res
+
+
+def idle_test(proxy):
+    """RSS growth of proxy's processes per idle keep-alive client connection."""
+    pids = proxy.pids()
+    before = rss_kb(pids)
+    cmd = ["taskset", "-c", str(LOAD_CPU), sys.executable, os.path.join(HERE, "idle_conns.py"),
+           "127.0.0.1", str(proxy.port), str(idle_conns())]
+    p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    line = p.stdout.readline()
+    m = re.match(r"ready (\d+) (\d+)", line)
+    res = {"conns": 0, "failed": None, "rss_before_kb": before}
+    if m:
+        time.sleep(1.0)
+        after = rss_kb(proxy.pids())
+        res.update(conns=int(m.group(1)), failed=int(m.group(2)), rss_after_kb=after)
+        if res["conns"]:
+            res["bytes_per_conn"] = round((after - before) * 1024 / res["conns"])
+    else:
+        res["error"] = (line + p.stderr.read())[-1000:]
+    p.stdin.close()
+    try:
+        p.wait(30)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+    time.sleep(1.0)
+    return res
+
+
+def median(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def fmt(v, spec):
+    return format(v, spec) if v is not None else "n/a"
+
+
+def summarize(runs):
+    med = {}
+    for name, rs in runs.items():
+        med[name] = {k: median([r.get(k) for r in rs]) for k in
+                     ("rps", "p99_ms", "p50_ms", "cpu_us_per_req", "proxy_cpu_busy_pct",
+                      "load_cpu_busy_pct", "other_on_proxy_cpu_pct")}
+        med[name]["errors"] = sum(r.get("errors", 0) for r in rs)
+    return med
+
+
+def ratio(a, b):
+    return a / b if a is not None and b else None
+
+
+def ratios(med, idle, base):
+    sy = med.get("switchyard")
+    ref = med.get(base)
+    if not sy or not ref:
+        return None
+    return {"rps": ratio(sy["rps"], ref["rps"]),
+            "cpu_us_per_req": ratio(sy["cpu_us_per_req"], ref["cpu_us_per_req"]),
+            "p99_ms": ratio(sy["p99_ms"], ref["p99_ms"]),
+            "idle_bytes_per_conn": ratio(idle.get("switchyard", {}).get("bytes_per_conn"),
+                                         idle.get(base, {}).get("bytes_per_conn"))}
+
+
+def print_report(med, rat, idle, missing):
+    print()
+    print("Median of %d alternating runs, %d s each, wrk -t1 -c%d; proxy on CPU %d, "
+          "testd and wrk on CPU %d" % (RUNS, DURATION, CONNS, PROXY_CPU, LOAD_CPU))
+    print("%-11s %10s %9s %9s %12s %7s %10s %10s" % ("proxy", "req/s", "p50 ms", "p99 ms",
+                                                   "CPU us/req", "errors", "proxy CPU", "load CPU"))
+    for name, m in med.items():
+        print("%-11s %10s %9s %9s %12s %7d %9s%% %9s%%" % (
+            name, fmt(m["rps"], ".0f"), fmt(m["p50_ms"], ".3f"), fmt(m["p99_ms"], ".3f"),
+            fmt(m["cpu_us_per_req"], ".2f"), m["errors"], fmt(m["proxy_cpu_busy_pct"], ".0f"),
+            fmt(m["load_cpu_busy_pct"], ".0f")))
+    for name, why in missing.items():
+        print("%-11s %s" % (name, why))
+    for base, r in rat.items():
+        if r is None:
+            continue
+        print("switchyard/%-8s req/s %sx (target >= 1.2)  CPU/req %sx (target <= 0.8)  "
+              "p99 %sx (target <= 1.0)  idle memory %sx (target <= 1.0)" % (
+                  base, fmt(r["rps"], ".2f"), fmt(r["cpu_us_per_req"], ".2f"),
+                  fmt(r["p99_ms"], ".2f"), fmt(r["idle_bytes_per_conn"], ".2f")))
+    for name, m in med.items():
+        if m["other_on_proxy_cpu_pct"] is not None and m["other_on_proxy_cpu_pct"] > 10:
+            print("warning: other processes took %.0f%% of CPU %d during %s's runs: the machine "
+                  "is not quiet, these figures are not reliable" % (
+                      m["other_on_proxy_cpu_pct"], PROXY_CPU, name))
+        if m["load_cpu_busy_pct"] is not None and m["load_cpu_busy_pct"] > 95:
+            print("note: CPU %d (testd + wrk) was saturated during %s's runs: its req/s is "
+                  "bounded by the load side; compare CPU us/req" % (LOAD_CPU, name))
+    if idle:
+        print()
+        print("Idle keep-alive connections (%d): RSS growth per connection" % idle_conns())
+        if idle_conns() < IDLE_CONNS:
+            print("(%d asked for: the open-file limit %d holds %d, HAProxy counting two "
+                  "descriptors per connection)" % (IDLE_CONNS, nofile(), idle_conns()))
+        for name, r in idle.items():
+            if "bytes_per_conn" in r:
+                print("%-11s %7d bytes/conn  (RSS %d -> %d KiB, %d open, %d failed)" % (
+                    name, r["bytes_per_conn"], r["rss_before_kb"], r["rss_after_kb"], r["conns"],
+                    r["failed"]))
+            else:
+                print("%-11s failed: %s" % (name, r.get("error", "no connections")))
+
+
+def machine():
+    model = ""
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return {"cpu": model, "cpus": os.cpu_count(), "kernel": platform.release(),
+            "python": platform.python_version()}
+
+
+def start_proxies(tmp, backend_port, missing):
+    classes = {"switchyard": Switchyard, "nginx": Nginx, "haproxy": Haproxy}
+    proxies = []
+    for name in PROXIES:
+        if name == "switchyard" and not os.access(SWITCHYARD, os.X_OK):
+            missing[name] = "missing: %s is not built (run make); not measured" % SWITCHYARD
+            continue
+        p = classes[name](tmp, backend_port)
+        if p.start():
+            proxies.append(p)
+        else:
+            missing[name] = "failed: " + p.error
+    return proxies
+
+
+def raise_nofile():
+    """Open-file limit for IDLE_CONNS sockets on each side, inherited by
+    every process started here; root may raise the hard limit too."""
+    want = IDLE_CONNS + 5000
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(want, hard), max(want, hard)))
+    except (ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if soft != resource.RLIM_INFINITY and soft < want:
+        print("bench: open-file limit %d is low for %d idle connections; using %d"
+              % (soft, IDLE_CONNS, idle_conns()))
+
+
+def main():
+    raise_nofile()
+    tmp = tempfile.mkdtemp(prefix="sy-bench-")
+    missing, runs, idle = {}, {}, {}
+    backend_port = free_port()
+    testd = subprocess.Popen(["taskset", "-c", str(LOAD_CPU), TESTD, "--quiet", "--listen",
+                              "127.0.0.1:%d=bench" % backend_port])
+    proxies = []
+    try:
+        if not wait_port(backend_port, testd):
+            sys.exit("bench: build/testd did not start")
+        proxies = start_proxies(tmp, backend_port, missing)
+        for p in proxies:
+            print("bench: %s on 127.0.0.1:%d, warming up" % (p.name, p.port), flush=True)
+            wrk(p.port, 2)
+            runs[p.name] = []
+        for i in range(RUNS if proxies else 0):
+            # rotate the order each round so no proxy always runs first
+            k = i % len(proxies)
+            for p in proxies[k:] + proxies[:k]:
+                r = measure(p)
+                runs[p.name].append(r)
+                print("bench: round %d/%d %-10s %8.0f req/s  p99 %s ms  %s us/req" % (
+                    i + 1, RUNS, p.name, r["rps"], fmt(r["p99_ms"], ".3f"),
+                    fmt(r["cpu_us_per_req"], ".2f")), flush=True)
+        if IDLE_CONNS > 0:
+            for p in proxies:
+                print("bench: %d idle connections to %s" % (idle_conns(), p.name), flush=True)
+                idle[p.name] = idle_test(p)
+    finally:
+        for p in proxies:
+            p.stop()
+        testd.terminate()
+        testd.wait()
+    log_bytes = access_log_sizes(tmp)
+    med = summarize(runs)
+    rat = {base: ratios(med, idle, base) for base in ("nginx", "haproxy")}
+    print_report(med, rat, idle, missing)
+    result = {"machine": machine(), "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+              "params": {"runs": RUNS, "duration_s": DURATION, "conns": CONNS,
+                         "idle_conns": idle_conns(), "nofile": nofile(), "proxy_cpu": PROXY_CPU, "load_cpu": LOAD_CPU,
+                         "nginx_log_buffer": NGINX_LOG_BUFFER},
+              "versions": {p.name: p.version() for p in proxies},
+              "missing": missing, "runs": runs, "median": med, "ratios": rat, "idle": idle,
+              "access_log_bytes": log_bytes, "workdir": tmp}
+    os.makedirs(os.path.dirname(OUT), exist_ok=True)
+    with open(OUT, "w") as f:
+        json.dump(result, f, indent=2)
+    print("access logs written (bytes): %s" % ", ".join("%s %d" % kv for kv in log_bytes.items()))
+    print("\nbench: results in %s (configurations and logs in %s)" % (OUT, tmp))
+
+
+def access_log_sizes(tmp):
+    """Bytes each proxy logged (proof that logging was on); the logs are
+    deleted unless BENCH_KEEP_LOGS is set: they reach hundreds of MB."""
+    sizes = {}
+    for name in ("switchyard", "nginx", "haproxy"):
+        path = os.path.join(tmp, "%s-access.log" % name)
+        if os.path.exists(path):
+            sizes[name] = os.path.getsize(path)
+            if os.environ.get("BENCH_KEEP_LOGS") is None:
+                os.unlink(path)
+    return sizes
+
+
+if __name__ == "__main__":
+    main()
