@@ -11,7 +11,6 @@ CONF=conf/demo/switchyard.json
 TOKEN_FILE=conf/demo/admin.token
 TESTD=${TESTD:-build/testd}
 GATEWAY=${SWITCHYARD:-build/switchyard}
-CTL=${SWITCHYARD_CTL:-build/switchyard-ctl}
 GW_PID=
 TESTD_PID=
 
@@ -76,28 +75,31 @@ trap cleanup EXIT
 TESTD_PID=$!
 wait_port 9112 "$TESTD_PID" || die "the demo backends (build/testd) did not start"
 
+# The gateway runs on a copy of the demo configuration, so that switching
+# slots by editing it and reloading leaves the tracked file alone.
+RUN_CONF=conf/demo/state/switchyard.json
+PID_FILE=conf/demo/state/switchyard.pid
+cp "$CONF" "$RUN_CONF" || die "cannot write $RUN_CONF"
+
 # Background plus wait (not a foreground child) so that INT/TERM reach the
 # traps at once and the gateway gets a graceful SIGTERM.
-"$GATEWAY" -c "$CONF" &
+"$GATEWAY" -c "$RUN_CONF" -p "$PID_FILE" &
 GW_PID=$!
 wait_port 8080 "$GW_PID" || {
     wait "$GW_PID"
     die "switchyard did not start (exit status $?); see the messages above"
 }
 
-# The switch endpoint and switchyard-ctl arrive with a later issue; until
-# then the two "switch to green" commands below answer an error.
 cat <<BANNER
 
   Switchyard demo is running (Ctrl-C stops the gateway and the demo backends)
 
   app:     curl http://127.0.0.1:8080/                 -> "blue" (service demo, active slot blue)
-  admin:   http://127.0.0.1:9901/   token: $TOKEN   (in $TOKEN_FILE)
-  status:  curl -H "Authorization: Bearer $TOKEN" http://127.0.0.1:9901/api/v1/status
-  switch to green:
-           curl -H "Authorization: Bearer $TOKEN" -X POST -d '{"to":"green"}' \\
-                http://127.0.0.1:9901/api/v1/services/demo/switch
-      or:  $CTL --token-file $TOKEN_FILE switch demo green
+  admin token: $TOKEN   (in $TOKEN_FILE, for the admin API on 127.0.0.1:9901)
+  switch to green, by configuration and reload (no request fails):
+           sed -i 's/"active": "blue"/"active": "green"/' $RUN_CONF
+           $GATEWAY -s reload -p $PID_FILE
+           curl http://127.0.0.1:8080/                 -> "green"
   logs:    conf/demo/logs/access.log, conf/demo/logs/security.log
 
 BANNER

@@ -207,7 +207,17 @@ struct sy_worker *sy_worker_create(unsigned id, struct sy_conf *conf, int *liste
     w->listen_fds = listen_fds;
     w->nlisten = nlisten;
     w->listen_events = calloc(nlisten ? nlisten : 1, sizeof(*w->listen_events));
-    w->base = event_base_new();
+    /*
+     * One thread per base, so no locking; the changelist folds a delete and
+     * an add of the same fd within one loop turn into no system call.
+     */
+    struct event_config *cfg = event_config_new();
+    if (cfg) {
+        event_config_set_flag(cfg, EVENT_BASE_FLAG_NOLOCK);
+        event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+        w->base = event_base_new_with_config(cfg);
+        event_config_free(cfg);
+    }
     w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (!w->listen_events || !w->base || w->wake_fd < 0) {
         sy_worker_join_and_free(w);

@@ -159,7 +159,7 @@ void sy_access_log(const struct sy_request *req)
     PUT_LIT(&l, "\",\"request_id\":");
     put_cstr(&l, req->request_id);
     PUT_LIT(&l, ",\"client_ip\":");
-    put_cstr(&l, req->client_ip[0] ? req->client_ip : req->client->peer_ip);
+    put_cstr(&l, req->client_ip[0] ? req->client_ip : req->peer_ip);
     PUT_LIT(&l, ",\"country\":\"\",\"method\":");
     if (parsed)
         put_span(&l, data, req->head.method_text);

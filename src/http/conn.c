@@ -38,7 +38,7 @@ int sy_client_read_ready(struct sy_client *c, int64_t timeout_ms)
 int sy_client_write_ready(struct sy_client *c, int64_t timeout_ms)
 {
     struct timeval tv = ms_tv(timeout_ms);
-    return event_add(&c->wev, timeout_ms > 0 ? &tv : NULL);
+    return event_add(&c->req->client_wev, timeout_ms > 0 ? &tv : NULL);
 }
 
 /* ---- requests ---------------------------------------------------------- */
@@ -89,6 +89,8 @@ static struct sy_request *request_new(struct sy_client *c)
     req->state = SY_REQ_READING_HEAD;
     req->start_us = sy_now_us();
     req->start_wall_ms = sy_worker_now_ms(hw->w);
+    event_assign(&req->client_wev, hw->w->base, c->fd, EV_WRITE, client_on_write, c);
+    sy_addr_ip_text(&c->peer.sa, req->peer_ip, sizeof(req->peer_ip));
     req->head.headers = headers;
     sy_http_head_reset(&req->head);
     req->resp.headers = resp_headers;
@@ -106,6 +108,7 @@ static void request_free(struct sy_request *req)
 {
     struct sy_http_worker *hw = req->hw;
 
+    event_del(&req->client_wev);
     sy_worker_conf_release(hw->w, req->conf);
     req->conf = NULL;
     req->next_free = hw->free_requests;
@@ -134,22 +137,22 @@ static void dispatch(struct sy_client *c)
     struct sy_request *req = c->req;
 
     c->state = SY_CLIENT_BUSY;
-    event_del(&c->rev);
+    event_add(&c->rev, NULL);   /* stays registered (no epoll_ctl); drop the head timeout */
     req->client_keepalive = req->head.keep_alive && !c->hw->draining;
     sy_proxy_start(req);
 }
 
-static void security_bad_request(struct sy_client *c, const char *reason, int status)
+static void security_bad_request(const struct sy_request *req, const char *reason, int status)
 {
     char line[512], ts[32];
 
     if (!sy_log_enabled(SY_LOG_SECURITY))
         return;
-    sy_log_format_ts(ts, sy_worker_now_ms(c->hw->w));
+    sy_log_format_ts(ts, sy_worker_now_ms(req->hw->w));
     int n = snprintf(line, sizeof(line),
                      "{\"ts\":\"%s\",\"event\":\"bad_request\",\"client_ip\":\"%s\","
                      "\"country\":\"\",\"reason\":\"%s\",\"status\":%d}\n",
-                     ts, c->peer_ip, reason, status);
+                     ts, req->peer_ip, reason, status);
     if (n > 0 && (size_t)n < sizeof(line))
         sy_log_line(SY_LOG_SECURITY, line, (size_t)n);
 }
@@ -160,7 +163,7 @@ static void reject_head(struct sy_client *c, int status, const char *reason)
 
     c->state = SY_CLIENT_BUSY;
     event_del(&c->rev);
-    security_bad_request(c, reason, status);
+    security_bad_request(req, reason, status);
     req->client_keepalive = false;
     sy_respond_local(req, status, reason);
 }
@@ -322,7 +325,6 @@ static void go_idle(struct sy_client *c)
     sy_buf_put(&c->hw->w->bufs, c->in);
     c->in = NULL;
     c->state = SY_CLIENT_IDLE;
-    event_del(&c->wev);
     sy_client_read_ready(c, c->hw->w->conf->limits.keepalive_timeout_ms);
 }
 
@@ -351,7 +353,6 @@ void sy_client_request_done(struct sy_request *req)
     memmove(c->in->data, c->in->data + consumed, left);
     c->in->end = left;
     c->state = SY_CLIENT_READING_HEAD;
-    event_del(&c->wev);
     event_active(&c->rev, EV_READ, 1);   /* from the loop, not by recursion */
 }
 
@@ -372,7 +373,6 @@ void sy_client_close(struct sy_client *c)
         request_free(req);
     }
     event_del(&c->rev);
-    event_del(&c->wev);
     close(c->fd);
     sy_buf_put(&hw->w->bufs, c->in);
     c->prev->next = c->next;
@@ -450,21 +450,22 @@ static void http_accept(struct sy_worker *w, int fd, const struct sockaddr *peer
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     c->fd = fd;
     c->hw = hw;
-    c->listen_index = listen_index;
+    c->listen_index = (uint32_t)listen_index;
     c->tls = w->conf->listen[listen_index].tls;
-    memcpy(&c->peer, peer, peerlen);
-    c->peerlen = peerlen;
-    sy_addr_ip_text(peer, c->peer_ip, sizeof(c->peer_ip));
+    memcpy(&c->peer, peer, peerlen < sizeof(c->peer) ? peerlen : sizeof(c->peer));
     c->state = SY_CLIENT_IDLE;
     c->next = hw->clients.next;
     c->prev = &hw->clients;
     c->next->prev = c;
     hw->clients.next = c;
     hw->nclients++;
-    event_assign(&c->rev, w->base, fd, EV_READ, client_on_read, c);
-    event_assign(&c->wev, w->base, fd, EV_WRITE, client_on_write, c);
+    /*
+     * Persistent: registered with epoll once for the connection's life and
+     * deleted only when reading must pause, which saves two epoll_ctl calls
+     * per request.
+     */
+    event_assign(&c->rev, w->base, fd, EV_READ | EV_PERSIST, client_on_read, c);
     /* The first request must arrive within the header timeout. */
-    c->state = SY_CLIENT_IDLE;
     sy_client_read_ready(c, w->conf->limits.client_header_timeout_ms);
 }
 

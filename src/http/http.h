@@ -55,18 +55,24 @@ enum sy_client_state {
     SY_CLIENT_BUSY,             /* a request is being served */
 };
 
+/*
+ * Kept small: an idle keep-alive connection costs this struct and nothing
+ * else (no buffer, no request; the write event lives in the request).
+ */
 struct sy_client {
     int fd;
-    struct event rev, wev;
+    struct event rev;
     struct sy_http_worker *hw;
     enum sy_client_state state;
     struct sy_buf *in;
     struct sy_request *req;
     struct sy_client *prev, *next;   /* the worker's list, for drain */
-    struct sockaddr_storage peer;
-    socklen_t peerlen;
-    char peer_ip[48];
-    size_t listen_index;
+    union {
+        struct sockaddr sa;
+        struct sockaddr_in in4;
+        struct sockaddr_in6 in6;
+    } peer;
+    uint32_t listen_index;
     bool tls;
     int64_t head_deadline_ms;
     unsigned requests;
@@ -97,6 +103,8 @@ struct sy_request {
     struct sy_client *client;
     struct sy_http_worker *hw;
     struct sy_conf *conf;       /* the snapshot this request started on */
+    struct event client_wev;    /* the client socket's write event */
+    char peer_ip[48];           /* the client socket's peer, as text */
 
     struct sy_http_head head;   /* request head, spans into client->in */
     struct sy_header *headers;  /* capacity max_headers */

@@ -421,6 +421,26 @@ name_error(const uint8_t *p, size_t i, size_t s)
 }
 
 /*
+ * Skips field-value bytes eight at a time while none is a CTL or DEL;
+ * the byte loop after it finishes the value and classifies the stop.
+ */
+static size_t
+skip_value_words(const uint8_t *p, size_t i, size_t end)
+{
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+
+    while (i + 8 <= end) {
+        uint64_t w, del;
+        memcpy(&w, p + i, 8);
+        del = w ^ (ones * 0x7f);
+        if ((((w - ones * 0x20) & ~w) | ((del - ones) & ~del)) & highs)
+            break;
+        i += 8;
+    }
+    return i;
+}
+
+/*
  * One field line at *pos (RFC 9112 5). The head is known to end with
  * CRLF CRLF and to hold no bare LF, so the loops stop at a CR at the latest.
  */
@@ -443,6 +463,7 @@ parse_field_line(const struct parse *ps, size_t *pos, struct sy_header *hd)
     while (IS_WS(p[i]))
         i++;
     size_t vs = i;
+    i = skip_value_words(p, i, ps->h->head_len);
     while (cls[p[i]] & C_VALUE)
         i++;
     if (p[i] != '\r')
@@ -793,6 +814,8 @@ sy_http_parse_request(struct sy_http_head *head, const char *buf, size_t len,
         return SY_PARSE_ERROR;
     if (head->head_len)
         return SY_PARSE_DONE;
+    if (head->scan_off > n)
+        return SY_PARSE_AGAIN;  /* a shorter buffer than last time: nothing new */
     if (head->target.off == 0)
         st = scan_method(&ps, n);
     if (st == SY_PARSE_DONE && head->target.len == 0)
@@ -891,6 +914,8 @@ sy_http_parse_response(struct sy_http_head *head, const char *buf, size_t len,
         return SY_PARSE_ERROR;
     if (head->head_len)
         return SY_PARSE_DONE;
+    if (head->scan_off > n)
+        return SY_PARSE_AGAIN;
     enum sy_parse_status st = scan_end(&ps, n);
     if (st == SY_PARSE_AGAIN && n == lim->max_head_bytes)
         return fail(&ps, 502, "response head too large");

@@ -108,7 +108,7 @@ struct sy_http_head {
     bool expect_continue;       /* Expect: 100-continue */
     bool upgrade;               /* Connection: upgrade with an Upgrade header */
 
-    int error_status;           /* 400, 413, 414, 431, 501, 505; 502 for responses */
+    int error_status;           /* 400, 413, 414, 417, 431, 501, 505; 502 for responses */
     const char *error_reason;   /* static text for logs, such as "both Content-Length and Transfer-Encoding" */
 
     uint32_t scan_off;          /* resume point of the end-of-head search: internal */

@@ -110,7 +110,7 @@ static void find_client_ip(struct sy_request *req, const char *data)
 {
     const struct sy_http_head *h = &req->head;
 
-    snprintf(req->client_ip, sizeof(req->client_ip), "%s", req->client->peer_ip);
+    snprintf(req->client_ip, sizeof(req->client_ip), "%s", req->peer_ip);
     if (!req->peer_trusted)
         return;
     for (int i = (int)h->nheaders - 1; i >= 0; i--) {
@@ -145,7 +145,7 @@ static void identify_client(struct sy_request *req)
     const char *data = req->client->in->data;
     const struct sy_http_head *h = &req->head;
 
-    req->peer_trusted = trusted(req->conf, (struct sockaddr *)&req->client->peer);
+    req->peer_trusted = trusted(req->conf, &req->client->peer.sa);
     find_client_ip(req, data);
     int i = sy_http_find(h, SY_HDR_X_REQUEST_ID);
     if (req->peer_trusted && i >= 0 &&
@@ -221,7 +221,7 @@ static int build_added_headers(struct sy_request *req, const char *data)
         extra_add_joined(req, data, SY_HDR_X_FORWARDED_FOR);
         EXTRA_LIT(req, ", ");
     }
-    extra_add(req, req->client->peer_ip, strlen(req->client->peer_ip));
+    extra_add(req, req->peer_ip, strlen(req->peer_ip));
     EXTRA_LIT(req, "\r\nX-Forwarded-Proto: ");
     if (t && sy_http_find(h, SY_HDR_X_FORWARDED_PROTO) >= 0)
         extra_add_joined(req, data, SY_HDR_X_FORWARDED_PROTO);
@@ -298,11 +298,15 @@ static int build_request_head(struct sy_request *req)
         return -1;
     int rc = sy_iovq_push(q, data + h->method_text.off, h->method_text.len + 1);
     if (h->absolute_form) {
-        uint32_t end = h->query.len ? h->query.off + h->query.len : h->path.off + h->path.len;
+        /* "http://host/p?q" goes upstream as "/p?q"; "http://host?q" as "/?q". */
         if (h->path.len)
-            rc |= sy_iovq_push(q, data + h->path.off, end - h->path.off);
+            rc |= sy_iovq_push(q, data + h->path.off, h->path.len);
         else
             rc |= sy_iovq_push(q, "/", 1);
+        if (h->query.len) {
+            rc |= sy_iovq_push(q, "?", 1);
+            rc |= sy_iovq_push(q, data + h->query.off, h->query.len);
+        }
     } else {
         rc |= sy_iovq_push(q, data + h->target.off, h->target.len);
     }
@@ -510,6 +514,11 @@ static void up_on_read(evutil_socket_t fd, short what, void *arg)
     struct sy_request *req = up->req;
     (void)fd;
 
+    if (!req) {
+        /* Idle in the keep-alive pool: the app closed it, sent junk, or it aged out. */
+        sy_upstream_close(up);
+        return;
+    }
     if (what & EV_TIMEOUT) {
         if (req->state == SY_REQ_SENDING_RESPONSE_BODY) {
             sy_log_error(SY_LOG_WARN, "proxy", "pool %s instance %s: response body timed out "
@@ -536,9 +545,20 @@ static void attach_upstream(struct sy_request *req, struct sy_upstream *up)
 
     req->up = up;
     up->req = req;
-    up->requests++;
-    event_assign(&up->rev, base, up->fd, EV_READ, up_on_read, up);
-    event_assign(&up->wev, base, up->fd, EV_WRITE, up_on_write, up);
+    if (up->requests++ == 0) {
+        /* Assigned once: the read event stays registered while the connection lives. */
+        event_assign(&up->rev, base, up->fd, EV_READ | EV_PERSIST, up_on_read, up);
+        event_assign(&up->wev, base, up->fd, EV_WRITE, up_on_write, up);
+    }
+}
+
+/* Queues body bytes already buffered behind a head, so both leave in one writev. */
+static int queue_ready_body(struct sy_iovq *q, struct sy_relay *r, struct sy_buf *buf)
+{
+    enum sy_relay_status st = sy_relay_scan(r, buf);
+    if (st == SY_RELAY_INVALID || st == SY_RELAY_TOO_LARGE)
+        return 0;               /* the body relay reports it once the head is out */
+    return sy_iovq_push(q, buf->data + r->out_start, sy_relay_pending(r));
 }
 
 /* Each attempt writes a fresh head (the instance may differ) and parses a fresh response. */
@@ -548,7 +568,9 @@ static int begin_sending(struct sy_request *req)
     sy_http_head_reset(&req->resp);
     req->state = SY_REQ_SENDING_HEAD;
     req->upstream_start_us = sy_now_us();
-    return build_request_head(req);
+    if (build_request_head(req) < 0)
+        return -1;
+    return queue_ready_body(&req->out, &req->req_relay, req->client->in);
 }
 
 static void connect_upstream(struct sy_request *req)
@@ -726,6 +748,11 @@ static int read_response_head(struct sy_request *req)
                 upstream_failed(req, FAIL_BAD_RESPONSE, req->resp.error_reason);
                 return -1;
             }
+            if (st == SY_PARSE_DONE && req->resp.status == 101) {
+                /* We never forward Upgrade, so a 101 is the app misbehaving. */
+                upstream_failed(req, FAIL_BAD_RESPONSE, "unexpected 101 Switching Protocols");
+                return -1;
+            }
             if (st == SY_PARSE_DONE && req->resp.status >= 100 && req->resp.status < 200) {
                 /* Interim responses are not relayed; 100-continue is ours. */
                 uint32_t rest = in->end - req->resp.head_len;
@@ -796,7 +823,7 @@ static int relay_response_body(struct sy_request *req)
             continue;
         }
         if (n < 0 && errno == EAGAIN) {
-            event_del(&c->wev);
+            event_del(&req->client_wev);
             up_wait_read(req, req->pool->read_timeout_ms);
             return 0;
         }
@@ -841,34 +868,42 @@ static void proxy_step(struct sy_request *req)
                 return;
             }
             req->out.n = 0;
+            req->req_relay.out_start = req->req_relay.out_end;   /* went with the head */
             req->state = SY_REQ_SENDING_BODY;
             break;
         case SY_REQ_SENDING_BODY:
             if ((rc = relay_request_body(req)) <= 0)
                 return;
             event_del(&req->up->wev);
+            if (event_pending(&req->client->rev, EV_READ, NULL))
+                event_add(&req->client->rev, NULL);     /* the body timeout no longer applies */
             req->state = SY_REQ_WAITING_RESPONSE;
-            break;
+            /* The answer cannot be there yet: wait for epoll rather than try a read. */
+            up_wait_read(req, req->pool->read_timeout_ms);
+            return;
         case SY_REQ_WAITING_RESPONSE:
             if ((rc = read_response_head(req)) <= 0)
                 return;
             req->upstream_head_us = sy_now_us();
-            if (build_response_head(req) < 0) {
+            if (build_response_head(req) < 0 ||
+                queue_ready_body(&req->out, &req->resp_relay, req->up->in) < 0) {
                 upstream_failed(req, FAIL_BAD_RESPONSE, "out of memory");
                 return;
             }
-            event_del(&req->up->rev);
             req->state = SY_REQ_SENDING_RESPONSE_HEAD;
             break;
         case SY_REQ_SENDING_RESPONSE_HEAD:
             if (sy_iovq_write(&req->out, req->client->fd) < 0) {
                 if (errno == EAGAIN) {
+                    event_del(&req->up->rev);   /* backpressure: stop reading the app */
                     sy_client_write_ready(req->client, req->conf->limits.client_body_timeout_ms);
                     return;
                 }
                 sy_client_close(req->client);
                 return;
             }
+            req->bytes_out += sy_relay_pending(&req->resp_relay);
+            req->resp_relay.out_start = req->resp_relay.out_end;  /* went with the head */
             req->state = SY_REQ_SENDING_RESPONSE_BODY;
             break;
         case SY_REQ_SENDING_RESPONSE_BODY:
@@ -886,6 +921,8 @@ void sy_proxy_on_client_readable(struct sy_request *req)
 {
     if (req->state == SY_REQ_SENDING_BODY)
         proxy_step(req);
+    else
+        event_del(&req->client->rev);   /* pipelined bytes or a close: read them later */
 }
 
 void sy_proxy_on_client_writable(struct sy_request *req)

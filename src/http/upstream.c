@@ -98,14 +98,6 @@ void sy_upstream_close(struct sy_upstream *up)
     free(up);
 }
 
-/* An idle connection became readable: the app closed it (or sent junk). */
-static void on_idle_event(evutil_socket_t fd, short what, void *arg)
-{
-    struct sy_upstream *up = arg;
-    (void)fd, (void)what;
-    sy_upstream_close(up);
-}
-
 struct sy_upstream *sy_upstream_take_idle(struct sy_peer *peer)
 {
     struct sy_upstream *up = peer->idle;
@@ -114,7 +106,7 @@ struct sy_upstream *sy_upstream_take_idle(struct sy_peer *peer)
     peer->idle = up->next_idle;
     peer->nidle--;
     up->next_idle = NULL;
-    event_del(&up->rev);
+    event_add(&up->rev, NULL);  /* still registered; only the idle timeout goes */
     return up;
 }
 
@@ -147,20 +139,21 @@ void sy_upstream_release(struct sy_upstream *up, bool reusable, unsigned keepali
 {
     static const struct timeval idle_tv = {IDLE_TIMEOUT_MS / 1000, IDLE_TIMEOUT_MS % 1000 * 1000};
 
-    event_del(&up->rev);
-    event_del(&up->wev);
     up->req = NULL;
     sy_buf_put(&up->hw->w->bufs, up->in);
     up->in = NULL;
     if (!reusable || up->peer->nidle >= keepalive || up->hw->draining) {
+        event_del(&up->rev);
+        event_del(&up->wev);
         close(up->fd);
         free(up);
         return;
     }
+    event_del(&up->wev);
     up->next_idle = up->peer->idle;
     up->peer->idle = up;
     up->peer->nidle++;
-    event_assign(&up->rev, up->hw->w->base, up->fd, EV_READ, on_idle_event, up);
+    /* The persistent read event now watches for the app closing it. */
     event_add(&up->rev, &idle_tv);
 }
 

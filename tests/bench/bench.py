@@ -582,17 +582,23 @@ def main():
             print("bench: %s on 127.0.0.1:%d, warming up" % (p.name, p.port), flush=True)
             wrk(p.port, 2)
             runs[p.name] = []
-        for i in range(RUNS if proxies else 0):
+        alive = list(proxies)
+        for i in range(RUNS):
             # rotate the order each round so no proxy always runs first
-            k = i % len(proxies)
-            for p in proxies[k:] + proxies[:k]:
+            k = i % len(alive) if alive else 0
+            for p in alive[k:] + alive[:k]:
                 r = measure(p)
                 runs[p.name].append(r)
-                print("bench: round %d/%d %-10s %8.0f req/s  p99 %s ms  %s us/req" % (
+                print("bench: round %d/%d %-10s %8.0f req/s  p99 %s ms  %s us/req  %d errors" % (
                     i + 1, RUNS, p.name, r["rps"], fmt(r["p99_ms"], ".3f"),
-                    fmt(r["cpu_us_per_req"], ".2f")), flush=True)
+                    fmt(r["cpu_us_per_req"], ".2f"), r["errors"]), flush=True)
+                if p.proc.poll() is not None:
+                    missing[p.name] = "died during round %d (exit status %d): %s" % (
+                        i + 1, p.proc.returncode, p.output()[-1000:])
+                    print("bench: %s %s" % (p.name, missing[p.name]), flush=True)
+                    alive.remove(p)
         if IDLE_CONNS > 0:
-            for p in proxies:
+            for p in alive:
                 print("bench: %d idle connections to %s" % (idle_conns(), p.name), flush=True)
                 idle[p.name] = idle_test(p)
     finally:

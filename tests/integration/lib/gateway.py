@@ -76,8 +76,8 @@ class Gateway:
     and the working directory (default: a new temporary one). env: extra
     environment variables. binary: default build/switchyard. args: extra
     command-line arguments. The constructor does not start it: start() or
-    `with` does, and waits until every listen address (and admin.listen)
-    accepts.
+    `with` does, and waits until every listen[] address accepts; call
+    wait_admin() before using the admin API.
     """
 
     def __init__(self, config, workdir=None, env=None, binary=None, args=()):
@@ -101,12 +101,13 @@ class Gateway:
             json.dump(self.config, f, indent=2)
 
     def addrs(self):
-        """(host, port) of every listener and of the admin listener."""
-        out = [_host_port(l["addr"]) for l in self.config.get("listen", [])]
-        admin = self.config.get("admin", {}).get("listen")
-        if admin:
-            out.append(_host_port(admin))
-        return out
+        """(host, port) of every listener in listen[]."""
+        return [_host_port(l["addr"]) for l in self.config.get("listen", [])]
+
+    def wait_admin(self, timeout=10.0):
+        """Wait until admin.listen accepts (start() waits for listen[] only)."""
+        host, port = _host_port(self.config["admin"]["listen"])
+        ports.wait_port(host, port, timeout, self.proc)
 
     def start(self, timeout=None):
         if not os.access(self.binary, os.X_OK):
