@@ -29,16 +29,25 @@ static struct timeval ms_tv(int64_t ms)
     return (struct timeval){(time_t)(ms / 1000), (suseconds_t)(ms % 1000 * 1000)};
 }
 
+int sy_event_arm(struct event *ev, int64_t timeout_ms)
+{
+    if (timeout_ms > 0) {
+        struct timeval tv = ms_tv(timeout_ms);
+        return event_add(ev, &tv);
+    }
+    if (event_add(ev, NULL) < 0)
+        return -1;
+    return event_remove_timer(ev);
+}
+
 int sy_client_read_ready(struct sy_client *c, int64_t timeout_ms)
 {
-    struct timeval tv = ms_tv(timeout_ms);
-    return event_add(&c->rev, timeout_ms > 0 ? &tv : NULL);
+    return sy_event_arm(&c->rev, timeout_ms);
 }
 
 int sy_client_write_ready(struct sy_client *c, int64_t timeout_ms)
 {
-    struct timeval tv = ms_tv(timeout_ms);
-    return event_add(&c->req->client_wev, timeout_ms > 0 ? &tv : NULL);
+    return sy_event_arm(&c->req->client_wev, timeout_ms);
 }
 
 /* ---- requests ---------------------------------------------------------- */
@@ -137,7 +146,7 @@ static void dispatch(struct sy_client *c)
     struct sy_request *req = c->req;
 
     c->state = SY_CLIENT_BUSY;
-    event_add(&c->rev, NULL);   /* stays registered (no epoll_ctl); drop the head timeout */
+    sy_event_arm(&c->rev, 0);   /* stays registered (no epoll_ctl); the head timeout goes */
     req->client_keepalive = req->head.keep_alive && !c->hw->draining;
     sy_proxy_start(req);
 }
@@ -219,7 +228,8 @@ static void read_head(struct sy_client *c)
             continue;
         }
         if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-            sy_client_read_ready(c, c->head_deadline_ms - sy_worker_now_ms(hw->w));
+            int64_t left = c->head_deadline_ms - sy_worker_now_ms(hw->w);
+            sy_client_read_ready(c, left > 0 ? left : 1);
             return;
         }
         /* EOF or error between requests is a normal close; inside a head it is an abort. */

@@ -156,6 +156,12 @@ struct sy_http_worker {
     bool draining;
 };
 
+/*
+ * Arms ev with a timeout of timeout_ms, or with none when timeout_ms <= 0.
+ * (event_add with a NULL timeout would keep an earlier timeout armed.)
+ */
+int sy_event_arm(struct event *ev, int64_t timeout_ms);
+
 /* conn.c */
 void sy_client_request_done(struct sy_request *req);
 void sy_client_close(struct sy_client *c);

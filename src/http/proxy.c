@@ -385,21 +385,14 @@ static int build_response_head(struct sy_request *req)
 
 /* ---- events and failures ------------------------------------------------ */
 
-static struct timeval ms_tv(int64_t ms)
-{
-    return (struct timeval){(time_t)(ms / 1000), (suseconds_t)(ms % 1000 * 1000)};
-}
-
 static void up_wait_read(struct sy_request *req, int64_t timeout_ms)
 {
-    struct timeval tv = ms_tv(timeout_ms);
-    event_add(&req->up->rev, timeout_ms > 0 ? &tv : NULL);
+    sy_event_arm(&req->up->rev, timeout_ms);
 }
 
 static void up_wait_write(struct sy_request *req, int64_t timeout_ms)
 {
-    struct timeval tv = ms_tv(timeout_ms);
-    event_add(&req->up->wev, &tv);
+    sy_event_arm(&req->up->wev, timeout_ms);
 }
 
 static void detach_upstream(struct sy_request *req, bool reusable)
@@ -876,7 +869,7 @@ static void proxy_step(struct sy_request *req)
                 return;
             event_del(&req->up->wev);
             if (event_pending(&req->client->rev, EV_READ, NULL))
-                event_add(&req->client->rev, NULL);     /* the body timeout no longer applies */
+                event_remove_timer(&req->client->rev);  /* the body timeout no longer applies */
             req->state = SY_REQ_WAITING_RESPONSE;
             /* The answer cannot be there yet: wait for epoll rather than try a read. */
             up_wait_read(req, req->pool->read_timeout_ms);

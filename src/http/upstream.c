@@ -106,7 +106,7 @@ struct sy_upstream *sy_upstream_take_idle(struct sy_peer *peer)
     peer->idle = up->next_idle;
     peer->nidle--;
     up->next_idle = NULL;
-    event_add(&up->rev, NULL);  /* still registered; only the idle timeout goes */
+    event_remove_timer(&up->rev);   /* still registered; only the idle timeout goes */
     return up;
 }
 

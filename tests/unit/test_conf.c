@@ -38,23 +38,23 @@ write_file(const char *name, const char *text)
 }
 
 static int
-load_env(const char *file, const char *env, char *const *environ, struct sy_conf **conf,
+load_env(const char *file, const char *env, char *const *vars, struct sy_conf **conf,
          struct sy_conf_errors *errs)
 {
-    const struct sy_conf_source src = {.file = file, .env_name = env, .environ = environ};
+    const struct sy_conf_source src = {.file = file, .env_name = env, .environ = vars};
 
     return sy_conf_load(&src, conf, errs);
 }
 
 /* Loads text as c.json; fails the test with every error line if it is invalid. */
 static struct sy_conf *
-load_ok_env(const char *text, char *const *environ)
+load_ok_env(const char *text, char *const *vars)
 {
     struct sy_conf_errors errs = {0};
     struct sy_conf *conf = NULL;
 
     write_file("c.json", text);
-    if (load_env("c.json", NULL, environ, &conf, &errs) != 0) {
+    if (load_env("c.json", NULL, vars, &conf, &errs) != 0) {
         for (size_t i = 0; i < errs.count; i++)
             print_error("%s\n", errs.lines[i]);
         sy_conf_errors_free(&errs);
