@@ -226,6 +226,18 @@ static int write_pid_file(const char *path)
     return fclose(f);
 }
 
+static void free_listener_fds(int **fds)
+{
+    for (unsigned w = 0; fds && w < proc.nworkers; w++) {
+        for (size_t i = 0; fds[w] && i < proc.conf->nlisten; i++)
+            if (fds[w][i] >= 0)
+                close(fds[w][i]);
+        free(fds[w]);
+    }
+    free(fds);
+}
+
+/* Each worker takes over its row of fds, even when it fails to start. */
 static int start_workers(int **fds)
 {
     sigset_t all, old;
@@ -238,76 +250,93 @@ static int start_workers(int **fds)
     for (unsigned i = 0; rc == 0 && i < proc.nworkers; i++) {
         proc.workers[i] = sy_worker_create(i, proc.conf, fds[i], proc.conf->nlisten,
                                            proc.hooks->worker);
+        fds[i] = NULL;
         if (!proc.workers[i] || sy_worker_start(proc.workers[i]) < 0)
             rc = -1;
-        else
-            fds[i] = NULL;
     }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     return rc;
 }
 
+static void stop_and_join_workers(void)
+{
+    for (unsigned i = 0; proc.workers && i < proc.nworkers; i++)
+        if (proc.workers[i])
+            sy_worker_command(proc.workers[i], SY_WORKER_STOP);
+    for (unsigned i = 0; proc.workers && i < proc.nworkers; i++)
+        if (proc.workers[i])
+            sy_worker_join_and_free(proc.workers[i]);
+    free(proc.workers);
+    proc.workers = NULL;
+}
+
+/*
+ * Order matters: signal handlers exist before the pid file does (a script
+ * may signal as soon as it sees the file), and the pid file is written
+ * once the workers serve.
+ */
 int sy_process_run(const struct sy_process_options *opts, struct sy_conf *conf,
                    const struct sy_process_hooks *hooks)
 {
     static const int signals[] = {SIGHUP, SIGUSR1, SIGTERM, SIGINT};
-    struct event *sigev[4];
+    struct event *sigev[4] = {NULL};
     char err[512];
-    int status = 1;
+    int status = 1, **fds = NULL;
+    bool logging = false;
 
     proc.opts = opts;
     proc.hooks = hooks;
     proc.conf = conf;
     proc.nworkers = (unsigned)conf->workers;
     signal(SIGPIPE, SIG_IGN);
-
-    int **fds = open_listeners(conf, proc.nworkers, err, sizeof(err));
-    if (!fds) {
-        fprintf(stderr, "switchyard: %s\n", err);
-        return 1;
-    }
-    if (hooks->prepare_conf(conf, proc.nworkers, err, sizeof(err)) < 0 ||
-        sy_log_start(&conf->log, proc.nworkers + 1, err, sizeof(err)) < 0) {
-        fprintf(stderr, "switchyard: %s\n", err);
-        return 1;
-    }
-    sy_log_attach(0);
-    if (opts->pid_file && write_pid_file(opts->pid_file) < 0) {
-        fprintf(stderr, "switchyard: cannot write pid file %s: %s\n", opts->pid_file,
-                strerror(errno));
-        sy_log_stop();
-        return 1;
-    }
     proc.base = event_base_new();
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; proc.base && i < 4; i++) {
         sigev[i] = evsignal_new(proc.base, signals[i], on_signal, NULL);
         event_add(sigev[i], NULL);
     }
+    if (!proc.base) {
+        snprintf(err, sizeof(err), "cannot create the main event loop");
+        goto fail;
+    }
+    fds = open_listeners(conf, proc.nworkers, err, sizeof(err));
+    if (!fds || hooks->prepare_conf(conf, proc.nworkers, err, sizeof(err)) < 0)
+        goto fail;
+    if (sy_log_start(&conf->log, proc.nworkers + 1, err, sizeof(err)) < 0)
+        goto fail;
+    logging = true;
+    sy_log_attach(0);
     if (start_workers(fds) < 0) {
-        fprintf(stderr, "switchyard: cannot start worker threads\n");
-        command_all(SY_WORKER_STOP);
-    } else {
-        sy_log_error(SY_LOG_INFO, "process", "switchyard %d worker(s) serving, configuration %s",
-                     conf->workers, conf->file);
-        event_base_dispatch(proc.base);
-        status = 0;
+        snprintf(err, sizeof(err), "cannot start worker threads");
+        goto fail;
     }
-    for (unsigned i = 0; i < proc.nworkers; i++) {
-        if (proc.workers && proc.workers[i])
-            sy_worker_join_and_free(proc.workers[i]);
-        free(fds[i]);
+    if (opts->pid_file && write_pid_file(opts->pid_file) < 0) {
+        snprintf(err, sizeof(err), "cannot write pid file %s: %s", opts->pid_file,
+                 strerror(errno));
+        goto fail;
     }
-    free(fds);
-    free(proc.workers);
-    for (int i = 0; i < 4; i++)
-        event_free(sigev[i]);
-    if (proc.stop_timer)
-        event_free(proc.stop_timer);
-    event_base_free(proc.base);
+    sy_log_error(SY_LOG_INFO, "process", "switchyard %d worker(s) serving, configuration %s",
+                 conf->workers, conf->file);
+    event_base_dispatch(proc.base);
+    status = 0;
     if (opts->pid_file)
         unlink(opts->pid_file);
-    sy_log_error(SY_LOG_INFO, "process", "stopped");
-    sy_log_stop();
+    goto done;
+fail:
+    fprintf(stderr, "switchyard: %s\n", err);
+done:
+    stop_and_join_workers();
+    free_listener_fds(fds);
+    for (int i = 0; i < 4; i++)
+        if (sigev[i])
+            event_free(sigev[i]);
+    if (proc.stop_timer)
+        event_free(proc.stop_timer);
+    if (proc.base)
+        event_base_free(proc.base);
+    if (logging) {
+        sy_log_error(SY_LOG_INFO, "process", "stopped");
+        sy_log_stop();
+    }
     sy_conf_unref(proc.conf);
     return status;
 }

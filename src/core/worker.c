@@ -65,24 +65,24 @@ void sy_worker_conf_release(struct sy_worker *w, struct sy_conf *conf)
         collect_uses(w);
 }
 
-static void adopt_conf(struct sy_worker *w, struct sy_conf *conf)
+/* Returns -1 when out of memory: the worker then keeps its current snapshot. */
+static int adopt_conf(struct sy_worker *w, struct sy_conf *conf)
 {
-    if (w->nuses == sizeof(w->uses) / sizeof(w->uses[0])) {
-        /*
-         * Eight snapshots still in use by long requests on this worker:
-         * keep serving on the current one rather than grow without bound;
-         * the next wake-up retries.
-         */
-        sy_log_error(SY_LOG_WARN, "worker", "worker %u: too many old configurations in use",
-                     w->id);
-        sy_conf_unref(conf);
-        return;
+    if (w->nuses == w->uses_cap) {
+        /* Long requests can pin many old snapshots: bounded by requests, not by us. */
+        size_t cap = w->uses_cap ? w->uses_cap * 2 : 8;
+        struct snapshot_use *uses = realloc(w->uses, cap * sizeof(*uses));
+        if (!uses)
+            return -1;
+        w->uses = uses;
+        w->uses_cap = cap;
     }
     w->conf = conf;
     w->uses[w->nuses++] = (struct snapshot_use){conf, 0};
     sy_buf_pool_set_cap(&w->bufs, (uint32_t)conf->limits.max_header_bytes < 16384
                                       ? 16384 : (uint32_t)conf->limits.max_header_bytes);
     collect_uses(w);
+    return 0;
 }
 
 static void on_accept(evutil_socket_t fd, short what, void *arg)
@@ -110,7 +110,7 @@ static void on_accept(evutil_socket_t fd, short what, void *arg)
 static void close_listeners(struct sy_worker *w)
 {
     for (size_t i = 0; i < w->nlisten; i++) {
-        if (w->listen_events[i]) {
+        if (w->listen_events && w->listen_events[i]) {
             event_free(w->listen_events[i]);
             w->listen_events[i] = NULL;
         }
@@ -166,8 +166,11 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
     if (read(fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
         sy_log_error(SY_LOG_ERROR, "worker", "wake-up read: %s", strerror(errno));
     struct sy_conf *conf = atomic_exchange(&w->next_conf, NULL);
-    if (conf)
-        adopt_conf(w, conf);
+    if (conf && adopt_conf(w, conf) < 0) {
+        sy_log_error(SY_LOG_ERROR, "worker", "worker %u: out of memory, keeping the previous "
+                     "configuration", w->id);
+        sy_conf_unref(conf);
+    }
     int cmd = atomic_load(&w->command);
     if (cmd == SY_WORKER_STOP)
         event_base_loopbreak(w->base);
@@ -200,8 +203,12 @@ struct sy_worker *sy_worker_create(unsigned id, struct sy_conf *conf, int *liste
                                    size_t nlisten, const struct sy_worker_hooks *hooks)
 {
     struct sy_worker *w = calloc(1, sizeof(*w));
-    if (!w)
+    if (!w) {
+        for (size_t i = 0; i < nlisten; i++)
+            close(listen_fds[i]);
+        free(listen_fds);
         return NULL;
+    }
     w->id = id;
     w->hooks = hooks;
     w->listen_fds = listen_fds;
@@ -225,7 +232,11 @@ struct sy_worker *sy_worker_create(unsigned id, struct sy_conf *conf, int *liste
     }
     sy_buf_pool_init(&w->bufs, 16384, BUFS_CACHED);
     w->conf = NULL;
-    adopt_conf(w, sy_conf_ref(conf));
+    if (adopt_conf(w, sy_conf_ref(conf)) < 0) {
+        sy_conf_unref(conf);
+        sy_worker_join_and_free(w);
+        return NULL;
+    }
     w->wake_event = event_new(w->base, w->wake_fd, EV_READ | EV_PERSIST, on_wake, w);
     for (size_t i = 0; i < nlisten; i++) {
         w->listen_events[i] = event_new(w->base, listen_fds[i], EV_READ | EV_PERSIST,
@@ -271,6 +282,7 @@ void sy_worker_join_and_free(struct sy_worker *w)
         sy_conf_unref(pending);
     for (size_t i = 0; i < w->nuses; i++)
         sy_conf_unref(w->uses[i].conf);
+    free(w->uses);
     sy_buf_pool_fini(&w->bufs);
     if (w->base)
         event_base_free(w->base);

@@ -53,8 +53,8 @@ struct sy_worker {
     const struct sy_worker_hooks *hooks;
 
     struct sy_conf *conf;       /* current snapshot; the worker holds one reference */
-    struct snapshot_use uses[8];
-    size_t nuses;
+    struct snapshot_use *uses;  /* the current snapshot first among those in use */
+    size_t nuses, uses_cap;
     _Atomic(struct sy_conf *) next_conf;   /* handed over by the main thread */
 
     int *listen_fds;            /* one per conf->listen entry; -1 once closed */

@@ -124,10 +124,27 @@ class Gateway:
         try:
             for host, port in self.addrs():
                 ports.wait_port(host, port, max(deadline - time.monotonic(), 0.1), self.proc)
+            self._wait_pid_file(deadline)
         except (TimeoutError, RuntimeError) as e:
             self.stop(graceful=False)
             raise GatewayError("%s\n--- gateway stderr ---\n%s" % (e, self.stderr_text()))
         return self
+
+    def pid_file(self):
+        """The pid file: -p's argument, else switchyard.pid in the working directory."""
+        if "-p" in self.args:
+            return os.path.join(self.tmp, self.args[self.args.index("-p") + 1])
+        return os.path.join(self.tmp, "switchyard.pid")
+
+    def _wait_pid_file(self, deadline):
+        # The gateway writes its pid file once its workers serve and its
+        # signal handlers are in place, so a test may signal it from then on.
+        while not os.path.exists(self.pid_file()):
+            if self.proc.poll() is not None:
+                raise RuntimeError("the gateway exited with status %s" % self.proc.returncode)
+            if time.monotonic() > deadline:
+                raise TimeoutError("no pid file %s" % self.pid_file())
+            time.sleep(0.01)
 
     @property
     def pid(self):
