@@ -10,6 +10,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Room a buffer keeps for body bytes beyond the largest allowed head. */
+#define SY_BUF_BODY_ROOM 4096
+
 struct sy_buf {
     struct sy_buf *next;        /* freelist link */
     uint32_t cap;

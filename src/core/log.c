@@ -32,7 +32,8 @@ struct ring {
 };
 
 struct stream_file {
-    char *path;                 /* NULL: off (errors: standard error) */
+    char *path;                 /* NULL: off (errors: standard error); the writer's */
+    _Atomic bool enabled;       /* path != NULL, for the other threads */
     int fd;
     _Atomic uint64_t dropped;   /* lines */
 };
@@ -54,7 +55,7 @@ static struct {
 } g = {
     .level = SY_LOG_INFO,
     .paths_lock = PTHREAD_MUTEX_INITIALIZER,
-    .files = {{NULL, -1, 0}, {NULL, -1, 0}, {NULL, -1, 0}},
+    .files = {{.fd = -1}, {.fd = -1}, {.fd = -1}},
 };
 
 static _Thread_local int my_source = -1;
@@ -183,6 +184,7 @@ static void apply_reopen(void)
             free(g.files[i].path);
             g.files[i].path = g.pending_paths[i];
             g.pending_paths[i] = NULL;
+            atomic_store(&g.files[i].enabled, g.files[i].path != NULL);
         }
     }
     for (int i = 0; i < SY_LOG_NSTREAMS; i++) {
@@ -245,6 +247,7 @@ int sy_log_start(const struct sy_log_conf *conf, unsigned nsources, char *err, s
     for (int i = 0; i < SY_LOG_NSTREAMS; i++) {
         g.files[i].fd = fds[i];
         g.files[i].path = dup_path(paths[i]);
+        atomic_store(&g.files[i].enabled, g.files[i].path != NULL);
     }
     atomic_store(&g.level, conf->level);
     atomic_store(&g.stop, false);
@@ -278,6 +281,7 @@ void sy_log_stop(void)
         g.files[i].fd = -1;
         free(g.files[i].path);
         g.files[i].path = NULL;
+        atomic_store(&g.files[i].enabled, false);
         free(g.pending_paths[i]);
         g.pending_paths[i] = NULL;
     }
@@ -323,7 +327,7 @@ void sy_log_reopen(void)
 
 int sy_log_enabled(enum sy_log_stream stream)
 {
-    return g.running && g.files[stream].path != NULL;
+    return g.running && atomic_load_explicit(&g.files[stream].enabled, memory_order_relaxed);
 }
 
 void sy_log_line(enum sy_log_stream stream, const char *line, size_t len)

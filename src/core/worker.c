@@ -79,8 +79,12 @@ static int adopt_conf(struct sy_worker *w, struct sy_conf *conf)
     }
     w->conf = conf;
     w->uses[w->nuses++] = (struct snapshot_use){conf, 0};
-    sy_buf_pool_set_cap(&w->bufs, (uint32_t)conf->limits.max_header_bytes < 16384
-                                      ? 16384 : (uint32_t)conf->limits.max_header_bytes);
+    /*
+     * A request head stays in its buffer until the request ends (the access
+     * log reads it), so the body always needs room beyond the largest head.
+     */
+    uint32_t cap = (uint32_t)conf->limits.max_header_bytes + SY_BUF_BODY_ROOM;
+    sy_buf_pool_set_cap(&w->bufs, cap < 16384 ? 16384 : cap);
     collect_uses(w);
     return 0;
 }

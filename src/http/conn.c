@@ -330,6 +330,50 @@ void sy_respond_local(struct sy_request *req, int status, const char *reason)
 
 /* ---- the end of a request, keep-alive and close ------------------------- */
 
+/*
+ * Closing a socket with unread input makes the kernel send a reset, which
+ * can destroy the response before the client has read it (RFC 9112 9.6).
+ * So after answering a request whose body was not read, the gateway stops
+ * writing and discards what still arrives, for a bounded time and amount.
+ */
+#define LINGER_MS        2000
+#define LINGER_MAX_BYTES (8u << 20)
+
+static void linger(struct sy_client *c)
+{
+    c->state = SY_CLIENT_LINGERING;
+    c->head_deadline_ms = sy_worker_now_ms(c->hw->w) + LINGER_MS;
+    c->lingered_bytes = 0;
+    sy_buf_put(&c->hw->w->bufs, c->in);
+    c->in = NULL;
+    if (shutdown(c->fd, SHUT_WR) < 0 || sy_client_read_ready(c, LINGER_MS) < 0)
+        sy_client_close(c);
+}
+
+static void linger_read(struct sy_client *c)
+{
+    char sink[4096];
+
+    for (;;) {
+        ssize_t n = read(c->fd, sink, sizeof(sink));
+        if (n > 0) {
+            c->lingered_bytes += (uint32_t)n;
+            if (c->lingered_bytes > LINGER_MAX_BYTES)
+                break;
+            continue;
+        }
+        if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+            int64_t left = c->head_deadline_ms - sy_worker_now_ms(c->hw->w);
+            if (left > 0) {
+                sy_client_read_ready(c, left);
+                return;
+            }
+        }
+        break;
+    }
+    sy_client_close(c);
+}
+
 static void go_idle(struct sy_client *c)
 {
     sy_buf_put(&c->hw->w->bufs, c->in);
@@ -342,6 +386,7 @@ void sy_client_request_done(struct sy_request *req)
 {
     struct sy_client *c = req->client;
     bool keep = req->client_keepalive && !c->hw->draining;
+    bool unread_input = !req->req_relay.complete;
     uint32_t consumed = req->req_relay.scan ? req->req_relay.scan : req->head.head_len;
 
     ensure_request_id(req);
@@ -351,7 +396,10 @@ void sy_client_request_done(struct sy_request *req)
     c->requests++;
     request_free(req);
     if (!keep) {
-        sy_client_close(c);
+        if (unread_input && !c->hw->draining)
+            linger(c);
+        else
+            sy_client_close(c);
         return;
     }
     uint32_t left = c->in->end > consumed ? c->in->end - consumed : 0;
@@ -423,6 +471,12 @@ static void client_on_read(evutil_socket_t fd, short what, void *arg)
             sy_proxy_on_client_timeout(c->req, what);
         else
             sy_proxy_on_client_readable(c->req);
+        return;
+    case SY_CLIENT_LINGERING:
+        if (what & EV_TIMEOUT)
+            sy_client_close(c);
+        else
+            linger_read(c);
         return;
     }
 }
@@ -506,7 +560,7 @@ static void http_drain(struct sy_worker *w)
     sy_upstream_close_all_idle(hw);
     for (struct sy_client *c = hw->clients.next, *next; c != &hw->clients; c = next) {
         next = c->next;
-        if (c->state == SY_CLIENT_IDLE)
+        if (c->state == SY_CLIENT_IDLE || c->state == SY_CLIENT_LINGERING)
             sy_client_close(c);
     }
 }

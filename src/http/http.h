@@ -53,6 +53,7 @@ enum sy_client_state {
     SY_CLIENT_IDLE,             /* keep-alive, waiting for a request; holds no buffer */
     SY_CLIENT_READING_HEAD,
     SY_CLIENT_BUSY,             /* a request is being served */
+    SY_CLIENT_LINGERING,        /* response sent, discarding unread input before close */
 };
 
 /*
@@ -74,7 +75,8 @@ struct sy_client {
     } peer;
     uint32_t listen_index;
     bool tls;
-    int64_t head_deadline_ms;
+    int64_t head_deadline_ms;   /* also the end of lingering */
+    uint32_t lingered_bytes;
     unsigned requests;
 };
 
@@ -134,13 +136,14 @@ struct sy_request {
     bool client_keepalive;      /* keep the client connection after this response */
     bool upstream_reusable;
     bool response_started;      /* a response head went to the client */
-    bool body_abandoned;        /* the request body was not fully read */
+    bool request_sent;          /* head and whole body written to the app */
     bool continue_sent;
     int status;                 /* sent to the client */
     const char *error_reason;   /* for logs */
     uint64_t bytes_in, bytes_out;
     int64_t start_us, upstream_start_us, upstream_head_us;   /* monotonic */
     int64_t start_wall_ms;
+    int64_t response_deadline_ms;   /* the app's response head is due by then */
     struct sy_request *next_free;
 };
 

@@ -29,6 +29,7 @@ enum failure {
 static void proxy_step(struct sy_request *req);
 static void connect_upstream(struct sy_request *req);
 static int begin_sending(struct sy_request *req);
+static int read_response_head(struct sy_request *req, bool waiting);
 
 const char *sy_req_state_name(enum sy_req_state state)
 {
@@ -351,10 +352,10 @@ static int build_response_head(struct sy_request *req)
     uint32_t status_line_end = r->nheaders ? r->headers[0].name.off : r->head_len - 2;
 
     enum sy_relay_mode mode = response_relay_mode(req);
-    if (req->body_abandoned || req->hw->draining)
-        req->client_keepalive = false;
+    if (!req->req_relay.complete || req->hw->draining)
+        req->client_keepalive = false;  /* unread body bytes: no request boundary */
     sy_relay_init(&req->resp_relay, mode, r->content_length, r->head_len, 0);
-    req->upstream_reusable = r->keep_alive && mode != SY_RELAY_UNTIL_CLOSE && !req->body_abandoned;
+    req->upstream_reusable = r->keep_alive && mode != SY_RELAY_UNTIL_CLOSE;
 
     size_t need = 256 + strlen(req->request_id);
     if (extra_reserve(req, need) < 0)
@@ -523,8 +524,13 @@ static void up_on_read(evutil_socket_t fd, short what, void *arg)
         return;
     }
     if (req->state == SY_REQ_SENDING_HEAD || req->state == SY_REQ_SENDING_BODY) {
-        /* The app answered before reading the whole request (say, a 413). */
-        req->body_abandoned = !req->req_relay.complete;
+        /*
+         * The app speaks before it has the whole request. Interim replies
+         * (103) are dropped and sending goes on; a final answer (say, a 413)
+         * ends the upload, and then neither connection can be reused.
+         */
+        if (read_response_head(req, false) <= 0)
+            return;
         event_del(&req->client->rev);
         event_del(&up->wev);
         req->state = SY_REQ_WAITING_RESPONSE;
@@ -677,7 +683,6 @@ static int relay_request_body(struct sy_request *req)
     for (;;) {
         enum sy_relay_status st = sy_relay_scan(r, c->in);
         if (st == SY_RELAY_INVALID || st == SY_RELAY_TOO_LARGE) {
-            req->body_abandoned = true;
             req->client_keepalive = false;
             detach_upstream(req, false);
             sy_respond_local(req, st == SY_RELAY_TOO_LARGE ? 413 : 400,
@@ -718,7 +723,13 @@ static int relay_request_body(struct sy_request *req)
     }
 }
 
-static int read_response_head(struct sy_request *req)
+/*
+ * Reads and parses the response head, dropping interim (1xx) replies.
+ * Returns 1 with a final head, 0 when more bytes are needed (waiting: the
+ * read event is armed up to the response deadline; while still sending, it
+ * is left as the sender set it), -1 when the request failed.
+ */
+static int read_response_head(struct sy_request *req, bool waiting)
 {
     struct sy_upstream *up = req->up;
     struct sy_buf *in = up->in;
@@ -767,7 +778,11 @@ static int read_response_head(struct sy_request *req)
             continue;
         }
         if (n < 0 && errno == EAGAIN) {
-            up_wait_read(req, req->pool->read_timeout_ms);
+            if (waiting) {
+                /* A deadline, so that a stream of 1xx replies cannot hold the request forever. */
+                int64_t left = req->response_deadline_ms - sy_worker_now_ms(req->hw->w);
+                up_wait_read(req, left > 0 ? left : 1);
+            }
             return 0;
         }
         upstream_failed(req, in->end ? FAIL_BAD_RESPONSE : FAIL_NO_RESPONSE,
@@ -829,13 +844,18 @@ static int relay_response_body(struct sy_request *req)
     }
 }
 
+/*
+ * Either connection is reused only at a message boundary: the app's only
+ * if it got the whole request and sent nothing past its response, the
+ * client's only if its whole body was read.
+ */
 static void finish(struct sy_request *req)
 {
     struct sy_upstream *up = req->up;
-    bool reusable = req->upstream_reusable && req->req_relay.complete &&
+    bool reusable = req->upstream_reusable && req->request_sent &&
                     req->resp_relay.scan == up->in->end;
 
-    if (req->body_abandoned)
+    if (!req->req_relay.complete)
         req->client_keepalive = false;
     detach_upstream(req, reusable);
     sy_client_request_done(req);
@@ -870,12 +890,14 @@ static void proxy_step(struct sy_request *req)
             event_del(&req->up->wev);
             if (event_pending(&req->client->rev, EV_READ, NULL))
                 event_remove_timer(&req->client->rev);  /* the body timeout no longer applies */
+            req->request_sent = true;
             req->state = SY_REQ_WAITING_RESPONSE;
+            req->response_deadline_ms = sy_worker_now_ms(req->hw->w) + req->pool->read_timeout_ms;
             /* The answer cannot be there yet: wait for epoll rather than try a read. */
             up_wait_read(req, req->pool->read_timeout_ms);
             return;
         case SY_REQ_WAITING_RESPONSE:
-            if ((rc = read_response_head(req)) <= 0)
+            if ((rc = read_response_head(req, true)) <= 0)
                 return;
             req->upstream_head_us = sy_now_us();
             if (build_response_head(req) < 0 ||
@@ -897,6 +919,7 @@ static void proxy_step(struct sy_request *req)
             }
             req->bytes_out += sy_relay_pending(&req->resp_relay);
             req->resp_relay.out_start = req->resp_relay.out_end;  /* went with the head */
+            req->resp_relay.base = 0;   /* the head is sent: the body may use the whole buffer */
             req->state = SY_REQ_SENDING_RESPONSE_BODY;
             break;
         case SY_REQ_SENDING_RESPONSE_BODY:
@@ -929,7 +952,6 @@ void sy_proxy_on_client_timeout(struct sy_request *req, short what)
     (void)what;
     if (req->state == SY_REQ_SENDING_BODY && !req->response_started) {
         req->client_keepalive = false;
-        req->body_abandoned = true;
         detach_upstream(req, false);
         sy_respond_local(req, 408, "client body timeout");
         return;

@@ -366,7 +366,7 @@ class HttpcAndPorts(unittest.TestCase):
 
 
 STUB = textwrap.dedent('''\
-    import json, signal, socket, sys, threading, time
+    import json, os, signal, socket, sys, threading, time
     cfg = json.load(open(sys.argv[sys.argv.index("-c") + 1]))
     log = open(cfg["log"]["access"], "a")
     sys.stderr.write("stub gateway starting\\n"); sys.stderr.flush()
@@ -390,6 +390,7 @@ STUB = textwrap.dedent('''\
         ls = socket.socket(); ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         ls.bind((h, int(p))); ls.listen(16)
         threading.Thread(target=serve, args=(ls,), daemon=True).start()
+    open("switchyard.pid", "w").write("%d\\n" % os.getpid())   # as the gateway: once serving
     while not stop.wait(0.05):
         pass
     sys.exit(0)
