@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -206,6 +207,13 @@ static void *writer_main(void *arg)
 {
     (void)arg;
     struct timespec pause = {0, FLUSH_INTERVAL_NS};
+
+    /*
+     * Lower priority than the workers: when the writer wakes on a worker's
+     * core it should not delay requests (p99); it still gets its share.
+     */
+    if (setpriority(PRIO_PROCESS, (id_t)gettid(), 10) < 0)
+        fprintf(stderr, "switchyard: log writer priority: %s\n", strerror(errno));
 
     for (;;) {
         bool stopping = atomic_load(&g.stop);

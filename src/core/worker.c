@@ -17,7 +17,9 @@
 #include "worker.h"
 
 #define ACCEPTS_PER_EVENT 64
-#define BUFS_CACHED       1024
+/* Enough for the requests in flight at once on a busy worker; a burst beyond
+ * it goes back to malloc rather than stay resident. */
+#define BUFS_CACHED       64
 
 atomic_long sy_connections_open;
 

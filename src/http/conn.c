@@ -52,6 +52,18 @@ int sy_client_write_ready(struct sy_client *c, int64_t timeout_ms)
 
 /* ---- requests ---------------------------------------------------------- */
 
+/* Request objects kept for reuse per worker; a burst beyond goes back to malloc. */
+#define REQUESTS_CACHED 64
+
+static void destroy_request(struct sy_request *req)
+{
+    free(req->headers);
+    free(req->resp_headers);
+    free(req->out.iov);
+    free(req->extra);
+    free(req);
+}
+
 static struct sy_request *request_new(struct sy_client *c)
 {
     struct sy_http_worker *hw = c->hw;
@@ -59,6 +71,7 @@ static struct sy_request *request_new(struct sy_client *c)
 
     if (req) {
         hw->free_requests = req->next_free;
+        hw->nfree_requests--;
     } else {
         req = calloc(1, sizeof(*req));
         if (!req)
@@ -106,8 +119,8 @@ static struct sy_request *request_new(struct sy_client *c)
     sy_http_head_reset(&req->resp);
     if (!headers) {
         sy_worker_conf_release(hw->w, req->conf);
-        req->next_free = hw->free_requests;
-        hw->free_requests = req;
+        req->conf = NULL;
+        destroy_request(req);
         return NULL;
     }
     return req;
@@ -120,8 +133,13 @@ static void request_free(struct sy_request *req)
     event_del(&req->client_wev);
     sy_worker_conf_release(hw->w, req->conf);
     req->conf = NULL;
+    if (hw->nfree_requests >= REQUESTS_CACHED) {
+        destroy_request(req);
+        return;
+    }
     req->next_free = hw->free_requests;
     hw->free_requests = req;
+    hw->nfree_requests++;
 }
 
 static void free_request_list(struct sy_http_worker *hw)
@@ -129,12 +147,9 @@ static void free_request_list(struct sy_http_worker *hw)
     while (hw->free_requests) {
         struct sy_request *req = hw->free_requests;
         hw->free_requests = req->next_free;
-        free(req->headers);
-        free(req->resp_headers);
-        free(req->out.iov);
-        free(req->extra);
-        free(req);
+        destroy_request(req);
     }
+    hw->nfree_requests = 0;
 }
 
 /* ---- reading a request head --------------------------------------------- */
@@ -261,13 +276,23 @@ static const char *status_text(int status)
     }
 }
 
+/* 32 hex digits: the worker's random prefix, then its request counter. */
+void sy_request_new_id(struct sy_request *req)
+{
+    static const char hex[] = "0123456789abcdef";
+    struct sy_http_worker *hw = req->hw;
+    uint64_t seq = ++hw->request_seq;
+
+    memcpy(req->request_id, hw->request_id_prefix, 16);
+    for (int i = 31; i >= 16; i--, seq >>= 4)
+        req->request_id[i] = hex[seq & 15];
+    req->request_id[32] = '\0';
+}
+
 static void ensure_request_id(struct sy_request *req)
 {
-    struct sy_http_worker *hw = req->hw;
-    if (req->request_id[0])
-        return;
-    snprintf(req->request_id, sizeof(req->request_id), "%s%016llx", hw->request_id_prefix,
-             (unsigned long long)++hw->request_seq);
+    if (!req->request_id[0])
+        sy_request_new_id(req);
 }
 
 static void continue_local(struct sy_request *req)

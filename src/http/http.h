@@ -154,6 +154,7 @@ struct sy_http_worker {
     struct sy_peer **peers;     /* open addressing by address */
     size_t npeers, peers_cap;
     struct sy_request *free_requests;
+    size_t nfree_requests;
     uint64_t request_seq;
     char request_id_prefix[17];
     bool draining;
@@ -166,6 +167,7 @@ struct sy_http_worker {
 int sy_event_arm(struct event *ev, int64_t timeout_ms);
 
 /* conn.c */
+void sy_request_new_id(struct sy_request *req);
 void sy_client_request_done(struct sy_request *req);
 void sy_client_close(struct sy_client *c);
 int sy_client_write_ready(struct sy_client *c, int64_t timeout_ms);

@@ -111,7 +111,7 @@ static void find_client_ip(struct sy_request *req, const char *data)
 {
     const struct sy_http_head *h = &req->head;
 
-    snprintf(req->client_ip, sizeof(req->client_ip), "%s", req->peer_ip);
+    memcpy(req->client_ip, req->peer_ip, sizeof(req->client_ip));
     if (!req->peer_trusted)
         return;
     for (int i = (int)h->nheaders - 1; i >= 0; i--) {
@@ -154,8 +154,7 @@ static void identify_client(struct sy_request *req)
         memcpy(req->request_id, data + h->headers[i].value.off, h->headers[i].value.len);
         req->request_id[h->headers[i].value.len] = '\0';
     } else {
-        snprintf(req->request_id, sizeof(req->request_id), "%s%016llx",
-                 req->hw->request_id_prefix, (unsigned long long)++req->hw->request_seq);
+        sy_request_new_id(req);
     }
 }
 
