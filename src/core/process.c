@@ -217,13 +217,26 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     }
 }
 
+/* Written to a temporary name and renamed, so a reader never sees it empty. */
 static int write_pid_file(const char *path)
 {
-    FILE *f = fopen(path, "w");
+    char tmp[4096];
+
+    if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    FILE *f = fopen(tmp, "w");
     if (!f)
         return -1;
     fprintf(f, "%ld\n", (long)getpid());
-    return fclose(f);
+    if (fclose(f) != 0 || rename(tmp, path) != 0) {
+        int saved = errno;
+        unlink(tmp);
+        errno = saved;
+        return -1;
+    }
+    return 0;
 }
 
 static void free_listener_fds(int **fds)

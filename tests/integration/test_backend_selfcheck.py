@@ -17,18 +17,11 @@ import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from lib import backends, gateway, httpc, ports  # noqa: E402
+from lib import backends, gateway, httpc, ports, procfs  # noqa: E402
 from lib.httpc import build  # noqa: E402
 
 H = "127.0.0.1"
 
-
-def rss_kb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
 
 
 def sanitized(binary):
@@ -245,7 +238,7 @@ class TestdStreaming(unittest.TestCase):
 
     def test_large_download_and_upload_bounded_rss(self):
         with backends.Testd([0]) as td:
-            base = rss_kb(td.pid)
+            base = procfs.rss_kb(td.pid)
             n = 512 << 20
             with socket.create_connection((H, td.port())) as s:
                 s.sendall(build("GET", "/bytes/%d" % n))
@@ -270,7 +263,7 @@ class TestdStreaming(unittest.TestCase):
                 self.assertEqual((doc["body_bytes"], doc["body_crc32"]), (n, crc))
             # ASan's quarantine keeps freed memory resident: no bound to check then
             if not sanitized(td.binary):
-                self.assertLess(rss_kb(td.pid) - base, 8 * 1024)
+                self.assertLess(procfs.rss_kb(td.pid) - base, 8 * 1024)
 
     def test_threads(self):
         with backends.Testd([(0, "t")], threads=2) as td:

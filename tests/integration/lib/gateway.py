@@ -22,7 +22,7 @@ import subprocess
 import tempfile
 import time
 
-from . import ports, root_path
+from . import ports, procfs, root_path
 
 START_TIMEOUT_S = 10.0
 
@@ -168,18 +168,11 @@ class Gateway:
 
     def rss_kb(self):
         """Resident memory (VmRSS) in KiB."""
-        with open("/proc/%d/status" % self.proc.pid) as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-        return 0
+        return procfs.rss_kb(self.proc.pid)
 
     def cpu_seconds(self):
         """User + system CPU time of the process (all threads), in seconds."""
-        with open("/proc/%d/stat" % self.proc.pid) as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        # fields[0] is stat field 3 (state); utime and stime are fields 14, 15
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return procfs.cpu_seconds(self.proc.pid)
 
     def signal(self, sig):
         self.proc.send_signal(sig)

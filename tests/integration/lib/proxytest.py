@@ -14,13 +14,12 @@ move large bodies without holding them in memory; RssSampler watches the
 gateway's resident memory while they run.
 """
 import json
-import os
 import socket
 import threading
 import time
 import zlib
 
-from . import backends, httpc, ports
+from . import backends, httpc, ports, procfs
 
 H = "127.0.0.1"
 LOGS = {"access": "{tmp}/logs/access.log", "security": "{tmp}/logs/security.log",
@@ -76,16 +75,8 @@ def echo_header(seen, name):
     return [v for n, v in seen["headers"] if n.lower() == name.lower()]
 
 
-def fd_count(pid):
-    return len(os.listdir("/proc/%d/fd" % pid))
-
-
-def rss_kb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
+fd_count = procfs.fd_count
+rss_kb = procfs.rss_kb
 
 
 class RssSampler:
