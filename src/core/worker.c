@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -21,7 +22,44 @@
  * it goes back to malloc rather than stay resident. */
 #define BUFS_CACHED       64
 
-atomic_long sy_connections_open;
+/*
+ * Admission: max_connections is one count for the process; when it is
+ * reached, workers stop accepting and the kernel's backlog holds new
+ * connections until one closes (as nginx and HAProxy do).
+ * max_connections_per_ip counts connections per client address in a
+ * fixed table shared by all workers, indexed by a hash of the address:
+ * two addresses that collide share one budget, which is rare with 65,536
+ * slots and only ever errs toward refusing. Counting always runs, so a
+ * reload that sets a limit applies it to connections already open.
+ */
+#define PER_IP_SLOTS     65536
+#define CAPACITY_RECHECK_MS 100
+
+static atomic_long connections_open;
+static _Atomic uint32_t per_ip_open[PER_IP_SLOTS];
+
+long sy_connections_active(void)
+{
+    return atomic_load_explicit(&connections_open, memory_order_relaxed);
+}
+
+static _Atomic uint32_t *per_ip_slot(const struct sockaddr *sa)
+{
+    const unsigned char *p;
+    size_t n;
+    uint32_t h = 2166136261u;
+
+    if (sa->sa_family == AF_INET6) {
+        p = (const unsigned char *)&((const struct sockaddr_in6 *)sa)->sin6_addr;
+        n = 16;
+    } else {
+        p = (const unsigned char *)&((const struct sockaddr_in *)sa)->sin_addr;
+        n = 4;
+    }
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 16777619u;
+    return &per_ip_open[h % PER_IP_SLOTS];
+}
 
 int64_t sy_worker_now_ms(struct sy_worker *w)
 {
@@ -91,6 +129,84 @@ static int adopt_conf(struct sy_worker *w, struct sy_conf *conf)
     return 0;
 }
 
+static void on_capacity_timer(evutil_socket_t fd, short what, void *arg);
+
+/* Stops accepting at max_connections; the backlog holds new connections meanwhile. */
+static void pause_accept(struct sy_worker *w, bool paused)
+{
+    static const struct timeval recheck = {0, CAPACITY_RECHECK_MS * 1000};
+
+    if (paused == w->accept_paused)
+        return;
+    w->accept_paused = paused;
+    for (size_t i = 0; i < w->nlisten; i++) {
+        if (!w->listen_events[i])
+            continue;
+        if (paused)
+            event_del(w->listen_events[i]);
+        else
+            event_add(w->listen_events[i], NULL);
+    }
+    if (paused) {
+        sy_log_error(SY_LOG_WARN, "worker", "worker %u: max_connections (%lld) reached, "
+                     "not accepting until a connection closes", w->id,
+                     (long long)w->conf->limits.max_connections);
+        if (!w->capacity_timer)
+            w->capacity_timer = event_new(w->base, -1, EV_PERSIST, on_capacity_timer, w);
+        event_add(w->capacity_timer, &recheck);
+    } else if (w->capacity_timer) {
+        event_del(w->capacity_timer);
+    }
+}
+
+/* Other workers' closes free capacity too: look again now and then. */
+static void on_capacity_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct sy_worker *w = arg;
+    (void)fd, (void)what;
+
+    if (sy_connections_active() < w->conf->limits.max_connections)
+        pause_accept(w, false);
+}
+
+static bool admit_peer(struct sy_worker *w, const struct sockaddr *peer)
+{
+    _Atomic uint32_t *slot = per_ip_slot(peer);
+    uint32_t before = atomic_fetch_add_explicit(slot, 1, memory_order_relaxed);
+    int64_t limit = w->conf->limits.max_connections_per_ip;
+
+    if (limit > 0 && before >= (uint64_t)limit) {
+        atomic_fetch_sub_explicit(slot, 1, memory_order_relaxed);
+        return false;
+    }
+    return true;
+}
+
+/* Over max_connections_per_ip: a short 429 and close; one warning a second says how many. */
+static void refuse_peer(struct sy_worker *w, int fd, const struct sockaddr *peer)
+{
+    static const char answer[] = "HTTP/1.1 429 Too Many Requests\r\nConnection: close\r\n"
+                                 "Content-Length: 0\r\n\r\n";
+    char ip[64];
+    int64_t now = sy_worker_now_ms(w);
+
+    if (write(fd, answer, sizeof(answer) - 1) < 0) {
+        /* nothing more to do: the connection is refused either way */
+    }
+    close(fd);
+    atomic_fetch_sub_explicit(&connections_open, 1, memory_order_relaxed);
+    w->refused_per_ip++;
+    if (now - w->refused_logged_ms >= 1000) {
+        sy_addr_ip_text(peer, ip, sizeof(ip));
+        sy_log_error(SY_LOG_WARN, "worker", "worker %u: refused %llu connection(s) over "
+                     "max_connections_per_ip (%lld), latest from %s", w->id,
+                     (unsigned long long)w->refused_per_ip,
+                     (long long)w->conf->limits.max_connections_per_ip, ip);
+        w->refused_per_ip = 0;
+        w->refused_logged_ms = now;
+    }
+}
+
 static void on_accept(evutil_socket_t fd, short what, void *arg)
 {
     struct sy_worker *w = arg;
@@ -100,6 +216,10 @@ static void on_accept(evutil_socket_t fd, short what, void *arg)
     while (index < w->nlisten && w->listen_fds[index] != fd)
         index++;
     for (int i = 0; i < ACCEPTS_PER_EVENT; i++) {
+        if (sy_connections_active() >= w->conf->limits.max_connections) {
+            pause_accept(w, true);
+            return;
+        }
         struct sockaddr_storage peer;
         socklen_t len = sizeof(peer);
         int c = accept4(fd, (struct sockaddr *)&peer, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -108,6 +228,11 @@ static void on_accept(evutil_socket_t fd, short what, void *arg)
                 sy_log_error(SY_LOG_ERROR, "worker", "accept on %s: %s",
                              w->conf->listen[index].addr.text, strerror(errno));
             return;
+        }
+        atomic_fetch_add_explicit(&connections_open, 1, memory_order_relaxed);
+        if (!admit_peer(w, (struct sockaddr *)&peer)) {
+            refuse_peer(w, c, (struct sockaddr *)&peer);
+            continue;
         }
         w->hooks->accept(w, c, (struct sockaddr *)&peer, len, index);
     }
@@ -127,19 +252,12 @@ static void close_listeners(struct sy_worker *w)
     }
 }
 
-void sy_worker_pause_accept(struct sy_worker *w, bool paused)
+void sy_worker_connection_closed(struct sy_worker *w, const struct sockaddr *peer)
 {
-    if (paused == w->accept_paused)
-        return;
-    w->accept_paused = paused;
-    for (size_t i = 0; i < w->nlisten; i++) {
-        if (!w->listen_events[i])
-            continue;
-        if (paused)
-            event_del(w->listen_events[i]);
-        else
-            event_add(w->listen_events[i], NULL);
-    }
+    atomic_fetch_sub_explicit(per_ip_slot(peer), 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&connections_open, 1, memory_order_relaxed);
+    if (w->accept_paused && sy_connections_active() < w->conf->limits.max_connections)
+        pause_accept(w, false);
 }
 
 static void on_drain_timer(evutil_socket_t fd, short what, void *arg)
@@ -278,6 +396,8 @@ void sy_worker_join_and_free(struct sy_worker *w)
         pthread_join(w->thread, NULL);
     if (w->drain_timer)
         event_free(w->drain_timer);
+    if (w->capacity_timer)
+        event_free(w->capacity_timer);
     if (w->wake_event)
         event_free(w->wake_event);
     close_listeners(w);

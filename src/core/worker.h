@@ -24,7 +24,12 @@ struct sy_http_worker;          /* owned by the protocol layer */
 
 struct sy_worker_hooks {
     int (*init)(struct sy_worker *w);
-    /* A new client socket (non-blocking) accepted on listener `listen_index`. */
+    /*
+     * A new client socket (non-blocking) accepted on listener `listen_index`.
+     * The worker has counted it (limits.max_connections and
+     * max_connections_per_ip); the protocol layer calls
+     * sy_worker_connection_closed() exactly once when it closes it.
+     */
     void (*accept)(struct sy_worker *w, int fd, const struct sockaddr *peer, socklen_t peerlen,
                    size_t listen_index);
     /* Graceful stop began: close idle connections, finish the others. */
@@ -67,7 +72,10 @@ struct sy_worker {
     _Atomic int command;        /* enum sy_worker_command */
     _Atomic bool exited;
     int64_t drain_deadline_ms;
-    bool accept_paused;
+    bool accept_paused;         /* max_connections reached */
+    struct event *capacity_timer;   /* rechecks while paused */
+    uint64_t refused_per_ip;    /* since the last warning */
+    int64_t refused_logged_ms;
 
     struct sy_buf_pool bufs;
     struct sy_http_worker *http;
@@ -90,13 +98,13 @@ void sy_worker_command(struct sy_worker *w, enum sy_worker_command cmd);
 struct sy_conf *sy_worker_conf_acquire(struct sy_worker *w);
 void sy_worker_conf_release(struct sy_worker *w, struct sy_conf *conf);
 
-/* Stops or resumes accepting (max_connections). */
-void sy_worker_pause_accept(struct sy_worker *w, bool paused);
+/* A connection counted at accept has closed. */
+void sy_worker_connection_closed(struct sy_worker *w, const struct sockaddr *peer);
 
 /* Wall-clock milliseconds of the current loop turn (cached). */
 int64_t sy_worker_now_ms(struct sy_worker *w);
 
-/* Connections open across all workers (max_connections). */
-extern atomic_long sy_connections_open;
+/* Client connections open across all workers. */
+long sy_connections_active(void);
 
 #endif

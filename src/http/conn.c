@@ -461,7 +461,7 @@ void sy_client_close(struct sy_client *c)
     c->prev->next = c->next;
     c->next->prev = c->prev;
     hw->nclients--;
-    atomic_fetch_sub_explicit(&sy_connections_open, 1, memory_order_relaxed);
+    sy_worker_connection_closed(hw->w, &c->peer.sa);
     free(c);
 }
 
@@ -529,11 +529,10 @@ static void http_accept(struct sy_worker *w, int fd, const struct sockaddr *peer
     struct sy_http_worker *hw = w->http;
     static const int one = 1;
 
-    long open = atomic_fetch_add_explicit(&sy_connections_open, 1, memory_order_relaxed);
-    struct sy_client *c = open < w->conf->limits.max_connections ? calloc(1, sizeof(*c)) : NULL;
+    struct sy_client *c = calloc(1, sizeof(*c));
     if (!c) {
-        atomic_fetch_sub_explicit(&sy_connections_open, 1, memory_order_relaxed);
         close(fd);
+        sy_worker_connection_closed(w, peer);
         return;
     }
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
