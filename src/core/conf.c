@@ -27,6 +27,7 @@ set_defaults(struct sy_conf *conf)
         .client_header_timeout_ms = 10000,
         .client_body_timeout_ms = 60000,
         .keepalive_timeout_ms = 5000,
+        .tunnel_idle_timeout_ms = 600000,
     };
     conf->log.level = SY_LOG_INFO;
     conf->redis.on_failure = SY_REDIS_FAIL_ALLOW;

@@ -42,6 +42,7 @@ struct sy_limits {
     int64_t client_header_timeout_ms;
     int64_t client_body_timeout_ms;
     int64_t keepalive_timeout_ms;
+    int64_t tunnel_idle_timeout_ms;   /* WebSocket tunnel with no byte either way */
 };
 
 struct sy_admin {

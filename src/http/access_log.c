@@ -187,9 +187,9 @@ void sy_access_log(const struct sy_request *req)
     PUT_LIT(&l, ",\"status\":");
     put_uint(&l, (uint64_t)req->status);
     PUT_LIT(&l, ",\"bytes_in\":");
-    put_uint(&l, req->head.head_len + req->req_relay.body_bytes);
+    put_uint(&l, req->head.head_len + req->req_relay.body_bytes + req->tunnel.to_app_bytes);
     PUT_LIT(&l, ",\"bytes_out\":");
-    put_uint(&l, req->bytes_out);
+    put_uint(&l, req->bytes_out + req->tunnel.to_client_bytes);
     PUT_LIT(&l, ",\"duration_ms\":");
     put_ms(&l, end_us - req->start_us);
     PUT_LIT(&l, ",\"upstream_ms\":");
@@ -217,7 +217,10 @@ void sy_access_log(const struct sy_request *req)
     else
         PUT_LIT(&l, ",\"tls\":false");
     PUT_LIT(&l, ",\"proto\":");
-    put_cstr(&l, req->head.version_minor == 0 && parsed ? "http/1.0" : "http/1.1");
+    if (req->websocket && req->status == 101)
+        put_cstr(&l, "websocket");
+    else
+        put_cstr(&l, req->head.version_minor == 0 && parsed ? "http/1.0" : "http/1.1");
     PUT_LIT(&l, "}\n");
     if (l.overflow) {
         sy_log_error(SY_LOG_WARN, "access", "access log line of request %s too long, dropped",

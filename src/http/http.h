@@ -89,7 +89,18 @@ enum sy_req_state {
     SY_REQ_SENDING_RESPONSE_HEAD,
     SY_REQ_SENDING_RESPONSE_BODY,
     SY_REQ_LOCAL_RESPONSE,      /* writing a response the gateway made */
+    SY_REQ_TUNNEL,              /* after 101: bytes both ways (WebSocket) */
     SY_REQ_DONE,
+};
+
+/* The two directions of a WebSocket tunnel (tunnel.c). */
+struct sy_tunnel {
+    uint32_t to_app_start;      /* unsent bytes in client->in */
+    uint32_t to_client_start;   /* unsent bytes in up->in */
+    bool to_app_done, to_client_done;
+    uint64_t to_app_bytes, to_client_bytes;
+    int64_t last_active_ms;
+    struct event *timer;        /* idle timeout */
 };
 
 const char *sy_req_state_name(enum sy_req_state state);
@@ -137,6 +148,8 @@ struct sy_request {
     bool upstream_reusable;
     bool response_started;      /* a response head went to the client */
     bool request_sent;          /* head and whole body written to the app */
+    bool websocket;             /* a WebSocket upgrade was asked for and forwarded */
+    struct sy_tunnel tunnel;
     bool continue_sent;
     int status;                 /* sent to the client */
     const char *error_reason;   /* for logs */
@@ -180,6 +193,14 @@ void sy_proxy_abort(struct sy_request *req);
 void sy_proxy_on_client_readable(struct sy_request *req);
 void sy_proxy_on_client_writable(struct sy_request *req);
 void sy_proxy_on_client_timeout(struct sy_request *req, short what);
+
+/* proxy.c: lets go of the upstream connection (closed, never reused). */
+void sy_proxy_detach(struct sy_request *req);
+
+/* tunnel.c */
+void sy_tunnel_start(struct sy_request *req);
+void sy_tunnel_step(struct sy_request *req);
+void sy_tunnel_abort(struct sy_request *req);
 
 /* upstream.c */
 struct sy_peer *sy_peer_get(struct sy_http_worker *hw, const struct sockaddr *sa, socklen_t len);

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "balance.h"
@@ -35,7 +36,7 @@ const char *sy_req_state_name(enum sy_req_state state)
 {
     static const char *const names[] = {
         "reading_head", "connecting", "sending_head", "sending_body", "waiting_response",
-        "sending_response_head", "sending_response_body", "local_response", "done",
+        "sending_response_head", "sending_response_body", "local_response", "tunnel", "done",
     };
     return names[state];
 }
@@ -245,7 +246,9 @@ static int build_added_headers(struct sy_request *req, const char *data)
     }
     if (req->req_relay.mode == SY_RELAY_CHUNKED)
         EXTRA_LIT(req, "Transfer-Encoding: chunked\r\n");
-    if (req->pool->keepalive == 0)
+    if (req->websocket)
+        EXTRA_LIT(req, "Connection: Upgrade\r\nUpgrade: websocket\r\n");
+    else if (req->pool->keepalive == 0)
         EXTRA_LIT(req, "Connection: close\r\n");
     EXTRA_LIT(req, "\r\n");
     return 0;
@@ -351,10 +354,11 @@ static int build_response_head(struct sy_request *req)
     uint32_t status_line_end = r->nheaders ? r->headers[0].name.off : r->head_len - 2;
 
     enum sy_relay_mode mode = response_relay_mode(req);
-    if (!req->req_relay.complete || req->hw->draining)
+    bool switching = r->status == 101;
+    if (!req->req_relay.complete || req->hw->draining || switching)
         req->client_keepalive = false;  /* unread body bytes: no request boundary */
     sy_relay_init(&req->resp_relay, mode, r->content_length, r->head_len, 0);
-    req->upstream_reusable = r->keep_alive && mode != SY_RELAY_UNTIL_CLOSE;
+    req->upstream_reusable = r->keep_alive && mode != SY_RELAY_UNTIL_CLOSE && !req->websocket;
 
     size_t need = 256 + strlen(req->request_id);
     if (extra_reserve(req, need) < 0)
@@ -362,7 +366,9 @@ static int build_response_head(struct sy_request *req)
     req->extra_len = 0;
     if (mode == SY_RELAY_CHUNKED)
         EXTRA_LIT(req, "Transfer-Encoding: chunked\r\n");
-    if (!req->client_keepalive)
+    if (switching)
+        EXTRA_LIT(req, "Connection: Upgrade\r\nUpgrade: websocket\r\n");
+    else if (!req->client_keepalive)
         EXTRA_LIT(req, "Connection: close\r\n");
     else if (req->head.version_minor == 0)
         EXTRA_LIT(req, "Connection: keep-alive\r\n");
@@ -409,6 +415,12 @@ static void detach_upstream(struct sy_request *req, bool reusable)
 }
 
 void sy_proxy_abort(struct sy_request *req)
+{
+    sy_tunnel_abort(req);
+    detach_upstream(req, false);
+}
+
+void sy_proxy_detach(struct sy_request *req)
 {
     detach_upstream(req, false);
 }
@@ -475,6 +487,10 @@ static void up_on_write(evutil_socket_t fd, short what, void *arg)
     struct sy_request *req = up->req;
     (void)fd;
 
+    if (req->state == SY_REQ_TUNNEL) {
+        sy_tunnel_step(req);
+        return;
+    }
     if (what & EV_TIMEOUT) {
         if (req->state == SY_REQ_CONNECTING)
             upstream_failed(req, FAIL_CONNECT, "connect timed out");
@@ -510,6 +526,10 @@ static void up_on_read(evutil_socket_t fd, short what, void *arg)
     if (!req) {
         /* Idle in the keep-alive pool: the app closed it, sent junk, or it aged out. */
         sy_upstream_close(up);
+        return;
+    }
+    if (req->state == SY_REQ_TUNNEL) {
+        sy_tunnel_step(req);
         return;
     }
     if (what & EV_TIMEOUT) {
@@ -619,6 +639,13 @@ static void connect_upstream(struct sy_request *req)
 
 /* ---- starting a request ------------------------------------------------- */
 
+static bool upgrade_is_websocket(const struct sy_http_head *h, const char *data)
+{
+    int i = sy_http_find(h, SY_HDR_UPGRADE);
+    return i >= 0 && h->headers[i].value.len == 9 &&
+           strncasecmp(data + h->headers[i].value.off, "websocket", 9) == 0;
+}
+
 static enum sy_relay_mode request_relay_mode(const struct sy_http_head *h)
 {
     switch (h->body) {
@@ -648,6 +675,9 @@ void sy_proxy_start(struct sy_request *req)
         sy_respond_local(req, 404, "no route for this host and path");
         return;
     }
+    /* RFC 6455: a GET over HTTP/1.1 with Connection: upgrade and Upgrade: websocket. */
+    req->websocket = h->upgrade && h->method == SY_METHOD_GET && h->version_minor == 1 &&
+                     h->body == SY_BODY_NONE && upgrade_is_websocket(h, data);
     req->service = req->route->service;
     req->slot = req->service->active;
     req->pool = req->service->slot_pool[req->slot];
@@ -752,7 +782,9 @@ static int read_response_head(struct sy_request *req, bool waiting)
                 return -1;
             }
             if (st == SY_PARSE_DONE && req->resp.status == 101) {
-                /* We never forward Upgrade, so a 101 is the app misbehaving. */
+                if (req->websocket && req->resp.upgrade && upgrade_is_websocket(&req->resp, in->data))
+                    return 1;
+                /* Only a WebSocket upgrade we forwarded may be answered with 101. */
                 upstream_failed(req, FAIL_BAD_RESPONSE, "unexpected 101 Switching Protocols");
                 return -1;
             }
@@ -919,6 +951,10 @@ static void proxy_step(struct sy_request *req)
             req->bytes_out += sy_relay_pending(&req->resp_relay);
             req->resp_relay.out_start = req->resp_relay.out_end;  /* went with the head */
             req->resp_relay.base = 0;   /* the head is sent: the body may use the whole buffer */
+            if (req->resp.status == 101) {
+                sy_tunnel_start(req);
+                return;
+            }
             req->state = SY_REQ_SENDING_RESPONSE_BODY;
             break;
         case SY_REQ_SENDING_RESPONSE_BODY:
@@ -934,7 +970,9 @@ static void proxy_step(struct sy_request *req)
 
 void sy_proxy_on_client_readable(struct sy_request *req)
 {
-    if (req->state == SY_REQ_SENDING_BODY)
+    if (req->state == SY_REQ_TUNNEL)
+        sy_tunnel_step(req);
+    else if (req->state == SY_REQ_SENDING_BODY)
         proxy_step(req);
     else
         event_del(&req->client->rev);   /* pipelined bytes or a close: read them later */
@@ -942,7 +980,9 @@ void sy_proxy_on_client_readable(struct sy_request *req)
 
 void sy_proxy_on_client_writable(struct sy_request *req)
 {
-    if (req->state == SY_REQ_SENDING_RESPONSE_HEAD || req->state == SY_REQ_SENDING_RESPONSE_BODY)
+    if (req->state == SY_REQ_TUNNEL)
+        sy_tunnel_step(req);
+    else if (req->state == SY_REQ_SENDING_RESPONSE_HEAD || req->state == SY_REQ_SENDING_RESPONSE_BODY)
         proxy_step(req);
 }
 
