@@ -21,7 +21,7 @@ static const char defaults_json[] =
     "{\"workers\": \"auto\", \"shutdown_timeout_ms\": 30000,"
     " \"listen\": [{\"addr\": \"0.0.0.0:8080\"}],"
     " \"limits\": {\"max_connections\": 10000, \"max_connections_per_ip\": 0,"
-    "   \"max_header_bytes\": 16384, \"max_headers\": 100, \"max_uri_bytes\": 8192,"
+    "   \"max_header_bytes\": 16384, \"max_headers\": 100,"
     "   \"max_body_bytes\": 104857600, \"client_header_timeout_ms\": 10000,"
     "   \"client_body_timeout_ms\": 60000, \"keepalive_timeout_ms\": 5000,"
     "   \"tunnel_idle_timeout_ms\": 600000},"

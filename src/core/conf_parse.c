@@ -148,6 +148,8 @@ parse_limits(struct conf_ctx *ctx, const json_t *root)
                      (long long)l->max_header_bytes);
         else
             l->max_uri_bytes = uri;
+    } else if (l->max_uri_bytes > l->max_header_bytes) {
+        l->max_uri_bytes = l->max_header_bytes;     /* the default follows a smaller head limit */
     }
     conf_duration(ctx, v, "limits", "client_header_timeout_ms", 1, &l->client_header_timeout_ms);
     conf_duration(ctx, v, "limits", "client_body_timeout_ms", 1, &l->client_body_timeout_ms);

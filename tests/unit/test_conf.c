@@ -179,6 +179,18 @@ test_defaults(void **state)
     sy_conf_unref(conf);
 }
 
+/* The default URI limit follows a head limit set below it (found by the edge suite). */
+static void
+test_uri_limit_follows_small_head_limit(void **state)
+{
+    (void)state;
+    struct sy_conf *conf = load_ok("{'limits': {'max_header_bytes': 4096}}");
+    assert_int_equal(conf->limits.max_header_bytes, 4096);
+    assert_int_equal(conf->limits.max_uri_bytes, 4096);
+    assert_int_equal(conf->limits.tunnel_idle_timeout_ms, 600000);
+    sy_conf_unref(conf);
+}
+
 static void
 test_object_defaults(void **state)
 {
@@ -1063,6 +1075,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_uri_limit_follows_small_head_limit),
         cmocka_unit_test(test_object_defaults),
         cmocka_unit_test(test_health_defaults),
         cmocka_unit_test(test_stored_values),
