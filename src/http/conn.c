@@ -616,6 +616,25 @@ const struct sy_worker_hooks sy_http_worker_hooks = {
 
 int sy_http_prepare_conf(struct sy_conf *conf, unsigned nworkers, char *err, size_t errlen)
 {
+    /*
+     * TLS termination and TLS to upstreams are not wired into the connection
+     * I/O yet (tls.c builds the contexts): refuse rather than serve plain
+     * text where the configuration asks for TLS.
+     */
+    for (size_t i = 0; i < conf->nlisten; i++) {
+        if (conf->listen[i].tls) {
+            snprintf(err, errlen, "listen[%zu].tls: TLS termination is not available in this "
+                     "version yet", i);
+            return -1;
+        }
+    }
+    for (size_t i = 0; i < conf->npools; i++) {
+        if (conf->pools[i].tls) {
+            snprintf(err, errlen, "pools.%s.tls: TLS to upstreams is not available in this "
+                     "version yet", conf->pools[i].name);
+            return -1;
+        }
+    }
     if (sy_balance_prepare(conf, nworkers) < 0) {
         snprintf(err, errlen, "out of memory preparing the pools");
         return -1;

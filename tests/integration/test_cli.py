@@ -207,6 +207,18 @@ class TestConfigTest(CliCase):
         self.start_fails(cfg)
 
 
+    def test_tls_listener_never_serves_plain_text(self):
+        # Until TLS termination is wired into the connection I/O, a listener
+        # that asks for TLS must refuse to start, not serve plain HTTP.
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                        "-subj", "/CN=localhost", "-keyout", os.path.join(self.tmp, "k.pem"),
+                        "-out", os.path.join(self.tmp, "c.pem")], check=True, capture_output=True)
+        cfg = self.config()
+        cfg["listen"][0]["tls"] = {"certificates": [{"cert": "c.pem", "key": "k.pem"}]}
+        err = self.start_fails(cfg)
+        self.assertIn("listen[0].tls: TLS termination is not available", err)
+
+
 class TestOptions(CliCase):
     def test_version(self):
         rc, out, err = run(["-V"], self.tmp)
