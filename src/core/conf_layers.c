@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "conf_internal.h"
 
@@ -282,14 +283,25 @@ add_token(struct sy_admin *admin, const char *token)
 }
 
 /* Layer 5: one token a line; blank lines and '#' comments skipped. */
+/* Tokens are short; a bigger file is a mistake, not a token list. */
+#define TOKEN_FILE_MAX (1 << 20)
+
 int
 sy_conf_read_tokens(struct conf_ctx *ctx, struct sy_admin *admin)
 {
-    FILE *fp = fopen(admin->token_file, "r");
+    struct stat st;
+    FILE *fp = NULL;
     char *line = NULL;
     size_t cap = 0;
     int rc = 0;
 
+    /* A device or a FIFO would be read forever or block the start. */
+    if (stat(admin->token_file, &st) == 0 && (!S_ISREG(st.st_mode) || st.st_size > TOKEN_FILE_MAX)) {
+        conf_err(ctx, "admin.token_file", "\"%s\" is %s", admin->token_file,
+                 S_ISREG(st.st_mode) ? "larger than 1 MiB" : "not a regular file");
+        return -1;
+    }
+    fp = fopen(admin->token_file, "r");
     if (fp == NULL) {
         conf_err(ctx, "admin.token_file", "cannot read \"%s\": %s", admin->token_file,
                  strerror(errno));

@@ -17,10 +17,45 @@
 
 #include "conf_internal.h"
 
+/*
+ * Keys and values come from the file as written: a control character in
+ * one must not split an error line or reach a terminal, so it is shown as
+ * \xHH.
+ */
+static char *
+escape_controls(char *line)
+{
+    size_t n = 0, len;
+    char *out, *q;
+
+    if (line == NULL)
+        return NULL;
+    for (const char *p = line; *p; p++)
+        n += ((unsigned char)*p < 0x20 || *p == 0x7f);
+    if (n == 0)
+        return line;
+    len = strlen(line);
+    out = malloc(len + 3 * n + 1);
+    if (out != NULL) {
+        q = out;
+        for (const unsigned char *p = (const unsigned char *)line; *p; p++) {
+            if (*p < 0x20 || *p == 0x7f)
+                q += sprintf(q, "\\x%02x", *p);
+            else
+                *q++ = (char)*p;
+        }
+        *q = '\0';
+    }
+    free(line);
+    return out;
+}
+
 static void
 add_line(struct conf_ctx *ctx, char *line)
 {
     struct sy_conf_errors *errs = ctx->errs;
+
+    line = escape_controls(line);
     char **lines = realloc(errs->lines, (errs->count + 1) * sizeof(*lines));
 
     if (line == NULL || lines == NULL) {

@@ -191,6 +191,38 @@ test_uri_limit_follows_small_head_limit(void **state)
     sy_conf_unref(conf);
 }
 
+/* Found by fuzz_conf: a device as token file read forever; a FIFO blocked -t. */
+static void
+test_token_file_must_be_regular(void **state)
+{
+    (void)state;
+    struct sy_conf_errors errs = {0};
+    struct sy_conf *conf = NULL;
+
+    write_file("c.json", "{'admin': {'token_file': '/dev/zero'}}");
+    assert_int_equal(load_env("c.json", NULL, NULL, &conf, &errs), -1);
+    assert_null(conf);
+    assert_int_equal(errs.count, 1);
+    assert_string_equal(errs.lines[0],
+                        "c.json: admin.token_file: \"/dev/zero\" is not a regular file");
+    sy_conf_errors_free(&errs);
+}
+
+/* Found by fuzz_conf: a control character in a key must not split the error line. */
+static void
+test_error_lines_escape_controls(void **state)
+{
+    (void)state;
+    struct sy_conf_errors errs = {0};
+    struct sy_conf *conf = NULL;
+
+    write_file("c.json", "{'x\\ny\\u001b': 1}");
+    assert_int_equal(load_env("c.json", NULL, NULL, &conf, &errs), -1);
+    assert_int_equal(errs.count, 1);
+    assert_string_equal(errs.lines[0], "c.json: x\\x0ay\\x1b: unknown key");
+    sy_conf_errors_free(&errs);
+}
+
 static void
 test_object_defaults(void **state)
 {
@@ -1076,6 +1108,8 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_uri_limit_follows_small_head_limit),
+        cmocka_unit_test(test_token_file_must_be_regular),
+        cmocka_unit_test(test_error_lines_escape_controls),
         cmocka_unit_test(test_object_defaults),
         cmocka_unit_test(test_health_defaults),
         cmocka_unit_test(test_stored_values),
