@@ -182,6 +182,8 @@ free_sections(struct sy_conf *conf)
 static void
 conf_free(struct sy_conf *conf)
 {
+    if (conf->free_prepared)
+        conf->free_prepared(conf);
     for (size_t i = 0; i < conf->npools; i++)
         free_pool(&conf->pools[i]);
     free(conf->pools);

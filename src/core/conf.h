@@ -24,12 +24,16 @@ struct sy_tls_cert {
     char *key;                  /* PEM private key file */
 };
 
+struct sy_tls_server;           /* TLS contexts: http/tls.c */
+struct sy_tls_client;
+
 struct sy_listen {
     struct sy_addr addr;
     bool tls;                   /* has a "tls" object */
     bool http2;                 /* ALPN h2 offered (TLS only) */
     struct sy_tls_cert *certs;
     size_t ncerts;
+    struct sy_tls_server *tls_server;   /* built by the prepare step, see free_prepared */
 };
 
 struct sy_limits {
@@ -121,6 +125,7 @@ struct sy_pool {
     struct sy_passive_conf passive;
     /* nworkers entries, allocated by sy_balance_prepare(), freed with the snapshot */
     struct sy_pool_balance *balance_state;
+    struct sy_tls_client *tls_client;   /* built by the prepare step, see free_prepared */
 };
 
 enum sy_slot {
@@ -295,6 +300,11 @@ struct sy_conf {
     struct sy_log_conf log;
     char *state_file;
     json_t *json;               /* the merged document (owned) */
+    /*
+     * Set by the protocol layer when it prepares the snapshot for serving:
+     * frees what it built (TLS contexts), before the rest goes.
+     */
+    void (*free_prepared)(struct sy_conf *conf);
 };
 
 /* Where a configuration comes from (SPEC.md, Configuration layers). */

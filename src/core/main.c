@@ -120,14 +120,20 @@ int main(int argc, char **argv)
     struct sy_conf *conf;
     if (load(&opts.source, &conf) < 0)
         return 1;
-    if (test_only) {
-        printf("switchyard: configuration %s is valid\n", conf->file);
-        sy_conf_unref(conf);
-        return 0;
-    }
     static const struct sy_process_hooks hooks = {
         .prepare_conf = sy_http_prepare_conf,
         .worker = &sy_http_worker_hooks,
     };
+    if (test_only) {
+        /* What serving would build (TLS contexts: certificates and keys load) */
+        char err[1024];
+        int rc = hooks.prepare_conf(conf, 1, err, sizeof(err));
+        if (rc < 0)
+            fprintf(stderr, "%s\n", err);
+        else
+            printf("switchyard: configuration %s is valid\n", conf->file);
+        sy_conf_unref(conf);
+        return rc < 0 ? 1 : 0;
+    }
     return sy_process_run(&opts, conf, &hooks);
 }

@@ -212,7 +212,7 @@ void sy_access_log(const struct sy_request *req)
         put_header(&l, req, data, SY_HDR_USER_AGENT);
     else
         put_str(&l, "", 0);
-    if (req->client->tls)
+    if (req->client->io.tls)
         PUT_LIT(&l, ",\"tls\":true");
     else
         PUT_LIT(&l, ",\"tls\":false");

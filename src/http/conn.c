@@ -18,6 +18,7 @@
 #include "conn.h"
 #include "core/log.h"
 #include "http.h"
+#include "tls.h"
 
 static void client_on_read(evutil_socket_t fd, short what, void *arg);
 static void client_on_write(evutil_socket_t fd, short what, void *arg);
@@ -42,12 +43,12 @@ int sy_event_arm(struct event *ev, int64_t timeout_ms)
 
 int sy_client_read_ready(struct sy_client *c, int64_t timeout_ms)
 {
-    return sy_event_arm(&c->rev, timeout_ms);
+    return sy_io_wait(&c->io, &c->rev, EV_READ, timeout_ms);
 }
 
 int sy_client_write_ready(struct sy_client *c, int64_t timeout_ms)
 {
-    return sy_event_arm(&c->req->client_wev, timeout_ms);
+    return sy_io_wait(&c->io, &c->req->client_wev, EV_WRITE, timeout_ms);
 }
 
 /* ---- requests ---------------------------------------------------------- */
@@ -111,7 +112,7 @@ static struct sy_request *request_new(struct sy_client *c)
     req->state = SY_REQ_READING_HEAD;
     req->start_us = sy_now_us();
     req->start_wall_ms = sy_worker_now_ms(hw->w);
-    event_assign(&req->client_wev, hw->w->base, c->fd, EV_WRITE, client_on_write, c);
+    event_assign(&req->client_wev, hw->w->base, c->io.fd, EV_WRITE, client_on_write, c);
     sy_addr_ip_text(&c->peer.sa, req->peer_ip, sizeof(req->peer_ip));
     req->head.headers = headers;
     sy_http_head_reset(&req->head);
@@ -130,6 +131,7 @@ static void request_free(struct sy_request *req)
 {
     struct sy_http_worker *hw = req->hw;
 
+    sy_io_forget(&req->client->io, &req->client_wev);
     event_del(&req->client_wev);
     sy_worker_conf_release(hw->w, req->conf);
     req->conf = NULL;
@@ -237,7 +239,7 @@ static void read_head(struct sy_client *c)
     for (;;) {
         if (c->in->end > 0 && parse_head(c))
             return;
-        ssize_t n = read(c->fd, c->in->data + c->in->end, sy_buf_room(c->in));
+        ssize_t n = sy_io_read(&c->io, c->in->data + c->in->end, sy_buf_room(c->in));
         if (n > 0) {
             c->in->end += (uint32_t)n;
             continue;
@@ -298,7 +300,7 @@ static void ensure_request_id(struct sy_request *req)
 static void continue_local(struct sy_request *req)
 {
     struct sy_client *c = req->client;
-    ssize_t n = sy_iovq_write(&req->out, c->fd);
+    ssize_t n = sy_iovq_write(&req->out, &c->io);
 
     if (n < 0 && errno == EAGAIN) {
         sy_client_write_ready(c, req->conf->limits.client_body_timeout_ms);
@@ -371,7 +373,7 @@ static void linger(struct sy_client *c)
     c->lingered_bytes = 0;
     sy_buf_put(&c->hw->w->bufs, c->in);
     c->in = NULL;
-    if (shutdown(c->fd, SHUT_WR) < 0 || sy_client_read_ready(c, LINGER_MS) < 0)
+    if (sy_io_shutdown_write(&c->io) < 0 || sy_event_arm(&c->rev, LINGER_MS) < 0)
         sy_client_close(c);
 }
 
@@ -379,8 +381,9 @@ static void linger_read(struct sy_client *c)
 {
     char sink[4096];
 
+    /* Raw bytes, TLS or not: nothing more is decrypted after close_notify. */
     for (;;) {
-        ssize_t n = read(c->fd, sink, sizeof(sink));
+        ssize_t n = read(c->io.fd, sink, sizeof(sink));
         if (n > 0) {
             c->lingered_bytes += (uint32_t)n;
             if (c->lingered_bytes > LINGER_MAX_BYTES)
@@ -390,7 +393,7 @@ static void linger_read(struct sy_client *c)
         if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
             int64_t left = c->head_deadline_ms - sy_worker_now_ms(c->hw->w);
             if (left > 0) {
-                sy_client_read_ready(c, left);
+                sy_event_arm(&c->rev, left);
                 return;
             }
         }
@@ -456,13 +459,42 @@ void sy_client_close(struct sy_client *c)
         request_free(req);
     }
     event_del(&c->rev);
-    close(c->fd);
+    sy_io_close(&c->io);
     sy_buf_put(&hw->w->bufs, c->in);
     c->prev->next = c->next;
     c->next->prev = c->prev;
     hw->nclients--;
     sy_worker_connection_closed(hw->w, &c->peer.sa);
     free(c);
+}
+
+/* ---- TLS handshake ------------------------------------------------------ */
+
+/* The handshake and the first request head share client_header_timeout_ms. */
+static void handshake(struct sy_client *c)
+{
+    char why[256], ip[48];
+    enum sy_tls_status st = sy_io_handshake(&c->io);
+
+    if (st == SY_TLS_OK) {
+        c->state = SY_CLIENT_IDLE;
+        if (sy_tls_pending(sy_io_tls(&c->io))) {
+            read_head(c);
+            return;
+        }
+    }
+    if (st != SY_TLS_ERROR) {
+        /* the first request is due by the same deadline */
+        int64_t left = c->head_deadline_ms - sy_worker_now_ms(c->hw->w);
+        if (sy_client_read_ready(c, left > 0 ? left : 1) < 0)
+            sy_client_close(c);
+        return;
+    }
+    /* Scanners and old clients fail handshakes all day: a debug line, not an error. */
+    sy_tls_error_text(why, sizeof(why));
+    sy_addr_ip_text(&c->peer.sa, ip, sizeof(ip));
+    sy_log_error(SY_LOG_DEBUG, "tls", "handshake with %s failed: %s", ip, why);
+    sy_client_close(c);
 }
 
 /* ---- events ------------------------------------------------------------- */
@@ -473,6 +505,12 @@ static void client_on_read(evutil_socket_t fd, short what, void *arg)
     (void)fd;
 
     switch (c->state) {
+    case SY_CLIENT_HANDSHAKE:
+        if (what & EV_TIMEOUT)
+            sy_client_close(c);
+        else
+            handshake(c);
+        return;
     case SY_CLIENT_IDLE:
         if (what & EV_TIMEOUT) {
             sy_client_close(c);
@@ -527,6 +565,7 @@ static void http_accept(struct sy_worker *w, int fd, const struct sockaddr *peer
                         socklen_t peerlen, size_t listen_index)
 {
     struct sy_http_worker *hw = w->http;
+    struct sy_tls_server *tls = w->conf->listen[listen_index].tls_server;
     static const int one = 1;
 
     struct sy_client *c = calloc(1, sizeof(*c));
@@ -536,12 +575,22 @@ static void http_accept(struct sy_worker *w, int fd, const struct sockaddr *peer
         return;
     }
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    c->fd = fd;
+    c->io.fd = fd;
     c->hw = hw;
     c->listen_index = (uint32_t)listen_index;
-    c->tls = w->conf->listen[listen_index].tls;
     memcpy(&c->peer, peer, peerlen < sizeof(c->peer) ? peerlen : sizeof(c->peer));
     c->state = SY_CLIENT_IDLE;
+    if (tls) {
+        struct sy_tls_conn *t = sy_tls_accept(tls, fd);
+        if (!t || sy_io_start_tls(&c->io, w->base, t) < 0) {
+            close(fd);
+            sy_worker_connection_closed(w, peer);
+            free(c);
+            return;
+        }
+        c->state = SY_CLIENT_HANDSHAKE;
+        c->head_deadline_ms = sy_worker_now_ms(w) + w->conf->limits.client_header_timeout_ms;
+    }
     c->next = hw->clients.next;
     c->prev = &hw->clients;
     c->next->prev = c;
@@ -584,7 +633,8 @@ static void http_drain(struct sy_worker *w)
     sy_upstream_close_all_idle(hw);
     for (struct sy_client *c = hw->clients.next, *next; c != &hw->clients; c = next) {
         next = c->next;
-        if (c->state == SY_CLIENT_IDLE || c->state == SY_CLIENT_LINGERING)
+        if (c->state == SY_CLIENT_HANDSHAKE || c->state == SY_CLIENT_IDLE ||
+            c->state == SY_CLIENT_LINGERING)
             sy_client_close(c);
     }
 }
@@ -614,24 +664,38 @@ const struct sy_worker_hooks sy_http_worker_hooks = {
     .fini = http_fini,
 };
 
+static void free_prepared(struct sy_conf *conf)
+{
+    for (size_t i = 0; i < conf->nlisten; i++)
+        sy_tls_server_free(conf->listen[i].tls_server);
+    for (size_t i = 0; i < conf->npools; i++)
+        sy_tls_client_free(conf->pools[i].tls_client);
+}
+
+/*
+ * Builds what serving the snapshot needs beyond its parsed form. TLS
+ * contexts read their files here, so a reload picks up renewed
+ * certificates, and a bad one refuses the reload with the old ones serving.
+ */
 int sy_http_prepare_conf(struct sy_conf *conf, unsigned nworkers, char *err, size_t errlen)
 {
-    /*
-     * TLS termination and TLS to upstreams are not wired into the connection
-     * I/O yet (tls.c builds the contexts): refuse rather than serve plain
-     * text where the configuration asks for TLS.
-     */
+    char why[512];
+
+    conf->free_prepared = free_prepared;
     for (size_t i = 0; i < conf->nlisten; i++) {
-        if (conf->listen[i].tls) {
-            snprintf(err, errlen, "listen[%zu].tls: TLS termination is not available in this "
-                     "version yet", i);
+        struct sy_listen l = conf->listen[i];
+        if (!l.tls)
+            continue;
+        l.http2 = false;        /* not served yet: ALPN offers http/1.1 only */
+        if (!(conf->listen[i].tls_server = sy_tls_server_new(&l, why, sizeof(why)))) {
+            snprintf(err, errlen, "%s: listen[%zu].%s", conf->file, i, why);
             return -1;
         }
     }
     for (size_t i = 0; i < conf->npools; i++) {
-        if (conf->pools[i].tls) {
-            snprintf(err, errlen, "pools.%s.tls: TLS to upstreams is not available in this "
-                     "version yet", conf->pools[i].name);
+        struct sy_pool *p = &conf->pools[i];
+        if (p->tls && !(p->tls_client = sy_tls_client_new(p, why, sizeof(why)))) {
+            snprintf(err, errlen, "%s: pools.%s.%s", conf->file, p->name, why);
             return -1;
         }
     }

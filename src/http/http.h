@@ -21,6 +21,7 @@
 #include "core/buf.h"
 #include "core/conf.h"
 #include "core/worker.h"
+#include "io.h"
 #include "parser.h"
 #include "relay.h"
 
@@ -33,23 +34,25 @@ struct sy_request;
 struct sy_peer {
     struct sockaddr_storage addr;
     socklen_t addrlen;
+    char *tls_name;             /* TLS toward this name; NULL: plain TCP */
     struct sy_upstream *idle;
     unsigned nidle;
 };
 
 struct sy_upstream {
-    int fd;
+    struct sy_io io;
     struct event rev, wev;
     struct sy_http_worker *hw;
     struct sy_peer *peer;
     struct sy_upstream *next_idle;
     struct sy_request *req;     /* NULL while idle */
     struct sy_buf *in;          /* response bytes; NULL while idle */
-    bool connected;
+    bool connected;             /* TCP connected and, for TLS, handshake done */
     unsigned requests;          /* served on this connection */
 };
 
 enum sy_client_state {
+    SY_CLIENT_HANDSHAKE,        /* TLS handshake, before the first request */
     SY_CLIENT_IDLE,             /* keep-alive, waiting for a request; holds no buffer */
     SY_CLIENT_READING_HEAD,
     SY_CLIENT_BUSY,             /* a request is being served */
@@ -61,7 +64,7 @@ enum sy_client_state {
  * else (no buffer, no request; the write event lives in the request).
  */
 struct sy_client {
-    int fd;
+    struct sy_io io;
     struct event rev;
     struct sy_http_worker *hw;
     enum sy_client_state state;
@@ -74,7 +77,6 @@ struct sy_client {
         struct sockaddr_in6 in6;
     } peer;
     uint32_t listen_index;
-    bool tls;
     int64_t head_deadline_ms;   /* also the end of lingering */
     uint32_t lingered_bytes;
     unsigned requests;
@@ -203,7 +205,8 @@ void sy_tunnel_step(struct sy_request *req);
 void sy_tunnel_abort(struct sy_request *req);
 
 /* upstream.c */
-struct sy_peer *sy_peer_get(struct sy_http_worker *hw, const struct sockaddr *sa, socklen_t len);
+struct sy_peer *sy_peer_get(struct sy_http_worker *hw, const struct sockaddr *sa, socklen_t len,
+                            const char *tls_name);
 struct sy_upstream *sy_upstream_take_idle(struct sy_peer *peer);
 struct sy_upstream *sy_upstream_connect(struct sy_http_worker *hw, struct sy_peer *peer);
 void sy_upstream_release(struct sy_upstream *up, bool reusable, unsigned keepalive);
@@ -213,7 +216,7 @@ void sy_upstream_free_peers(struct sy_http_worker *hw);
 
 /* iovq.c-style helpers (proxy.c) */
 int sy_iovq_push(struct sy_iovq *q, const void *base, size_t len);
-ssize_t sy_iovq_write(struct sy_iovq *q, int fd);   /* -1 with errno; 0 when all written */
+ssize_t sy_iovq_write(struct sy_iovq *q, struct sy_io *io);   /* -1 with errno; 0 when all written */
 
 /* access_log.c */
 void sy_access_log(const struct sy_request *req);

@@ -18,6 +18,7 @@
 #include "core/log.h"
 #include "http.h"
 #include "route.h"
+#include "tls.h"
 
 enum failure {
     FAIL_CONNECT,               /* nothing reached the app: always retryable */
@@ -29,6 +30,7 @@ enum failure {
 
 static void proxy_step(struct sy_request *req);
 static void connect_upstream(struct sy_request *req);
+static int upstream_handshake(struct sy_request *req);
 static int begin_sending(struct sy_request *req);
 static int read_response_head(struct sy_request *req, bool waiting);
 
@@ -59,11 +61,11 @@ int sy_iovq_push(struct sy_iovq *q, const void *base, size_t len)
     return 0;
 }
 
-ssize_t sy_iovq_write(struct sy_iovq *q, int fd)
+ssize_t sy_iovq_write(struct sy_iovq *q, struct sy_io *io)
 {
     while (q->pos < q->n) {
         int cnt = q->n - q->pos < 1024 ? q->n - q->pos : 1024;
-        ssize_t n = writev(fd, q->iov + q->pos, cnt);
+        ssize_t n = sy_io_writev(io, q->iov + q->pos, cnt);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -226,7 +228,7 @@ static int build_added_headers(struct sy_request *req, const char *data)
     EXTRA_LIT(req, "\r\nX-Forwarded-Proto: ");
     if (t && sy_http_find(h, SY_HDR_X_FORWARDED_PROTO) >= 0)
         extra_add_joined(req, data, SY_HDR_X_FORWARDED_PROTO);
-    else if (req->client->tls)
+    else if (req->client->io.tls)
         EXTRA_LIT(req, "https");
     else
         EXTRA_LIT(req, "http");
@@ -393,12 +395,12 @@ static int build_response_head(struct sy_request *req)
 
 static void up_wait_read(struct sy_request *req, int64_t timeout_ms)
 {
-    sy_event_arm(&req->up->rev, timeout_ms);
+    sy_io_wait(&req->up->io, &req->up->rev, EV_READ, timeout_ms);
 }
 
 static void up_wait_write(struct sy_request *req, int64_t timeout_ms)
 {
-    sy_event_arm(&req->up->wev, timeout_ms);
+    sy_io_wait(&req->up->io, &req->up->wev, EV_WRITE, timeout_ms);
 }
 
 static void detach_upstream(struct sy_request *req, bool reusable)
@@ -501,13 +503,15 @@ static void up_on_write(evutil_socket_t fd, short what, void *arg)
     if (req->state == SY_REQ_CONNECTING) {
         int err = 0;
         socklen_t len = sizeof(err);
-        getsockopt(up->fd, SOL_SOCKET, SO_ERROR, &err, &len);
+        getsockopt(up->io.fd, SOL_SOCKET, SO_ERROR, &err, &len);
         if (err) {
             char why[128];
             snprintf(why, sizeof(why), "connect failed: %s", strerror(err));
             upstream_failed(req, FAIL_CONNECT, why);
             return;
         }
+        if (req->pool->tls_client && upstream_handshake(req) <= 0)
+            return;
         up->connected = true;
         if (begin_sending(req) < 0) {
             upstream_failed(req, FAIL_BAD_RESPONSE, "out of memory");
@@ -524,7 +528,15 @@ static void up_on_read(evutil_socket_t fd, short what, void *arg)
     (void)fd;
 
     if (!req) {
-        /* Idle in the keep-alive pool: the app closed it, sent junk, or it aged out. */
+        /*
+         * Idle in the keep-alive pool: the app closed it, sent junk, or it
+         * aged out - or, on TLS, sent a record with no data (a session
+         * ticket), which leaves the connection as good as before.
+         */
+        char byte;
+        if (!(what & EV_TIMEOUT) && up->io.tls && sy_io_read(&up->io, &byte, 1) < 0 &&
+            errno == EAGAIN)
+            return;
         sy_upstream_close(up);
         return;
     }
@@ -565,8 +577,8 @@ static void attach_upstream(struct sy_request *req, struct sy_upstream *up)
     up->req = req;
     if (up->requests++ == 0) {
         /* Assigned once: the read event stays registered while the connection lives. */
-        event_assign(&up->rev, base, up->fd, EV_READ | EV_PERSIST, up_on_read, up);
-        event_assign(&up->wev, base, up->fd, EV_WRITE, up_on_write, up);
+        event_assign(&up->rev, base, up->io.fd, EV_READ | EV_PERSIST, up_on_read, up);
+        event_assign(&up->wev, base, up->io.fd, EV_WRITE, up_on_write, up);
     }
 }
 
@@ -591,6 +603,55 @@ static int begin_sending(struct sy_request *req)
     return queue_ready_body(&req->out, &req->req_relay, req->client->in);
 }
 
+/*
+ * Idle connections are shared by address and, for TLS, by the name sent
+ * and verified: a connection to the same address under another name (or
+ * in plain text) is not interchangeable.
+ */
+static struct sy_peer *find_peer(struct sy_request *req)
+{
+    const struct sy_addr *a = &req->instance->addr;
+    char name[256];
+
+    if (req->pool->tls_client && sy_tls_addr_host(a, name, sizeof(name)) < 0)
+        return NULL;
+    return sy_peer_get(req->hw, (const struct sockaddr *)&a->ss, a->len,
+                       req->pool->tls_client ? name : NULL);
+}
+
+/*
+ * TLS toward the instance, within its connect timeout. Returns 1 when the
+ * handshake is done, 0 when it waits, -1 when the attempt failed.
+ */
+static int upstream_handshake(struct sy_request *req)
+{
+    struct sy_upstream *up = req->up;
+    char why[320], reason[256];
+
+    if (!sy_io_tls(&up->io)) {
+        struct sy_tls_conn *t = sy_tls_connect(req->pool->tls_client, up->io.fd,
+                                               up->peer->tls_name);
+        if (!t || sy_io_start_tls(&up->io, req->hw->w->base, t) < 0) {
+            upstream_failed(req, FAIL_CONNECT, "out of memory starting TLS");
+            return -1;
+        }
+    }
+    switch (sy_io_handshake(&up->io)) {
+    case SY_TLS_OK:
+        return 1;
+    case SY_TLS_WANT_READ:
+    case SY_TLS_WANT_WRITE:
+        up_wait_write(req, req->pool->connect_timeout_ms);
+        return 0;
+    case SY_TLS_ERROR:
+        break;
+    }
+    sy_tls_error_text(reason, sizeof(reason));
+    snprintf(why, sizeof(why), "TLS handshake failed: %s", reason);
+    upstream_failed(req, FAIL_CONNECT, why);
+    return -1;
+}
+
 static void connect_upstream(struct sy_request *req)
 {
     struct sy_http_worker *hw = req->hw;
@@ -608,8 +669,7 @@ static void connect_upstream(struct sy_request *req)
         if (req->instance->index < 64)
             req->tried |= 1ULL << req->instance->index;
         req->attempts++;
-        struct sy_peer *peer = sy_peer_get(hw, (struct sockaddr *)&req->instance->addr.ss,
-                                           req->instance->addr.len);
+        struct sy_peer *peer = find_peer(req);
         struct sy_upstream *up = peer ? sy_upstream_take_idle(peer) : NULL;
         if (up) {
             attach_upstream(req, up);
@@ -695,7 +755,7 @@ static int send_continue(struct sy_request *req)
     req->continue_sent = true;
     if (!req->head.expect_continue || c->in->end > req->head.head_len)
         return 0;
-    ssize_t n = write(c->fd, cont, sizeof(cont) - 1);
+    ssize_t n = sy_io_write(&c->io, cont, sizeof(cont) - 1);
     return n == (ssize_t)sizeof(cont) - 1 ? 0 : -1;
 }
 
@@ -719,7 +779,7 @@ static int relay_request_body(struct sy_request *req)
             return -1;
         }
         if (sy_relay_pending(r)) {
-            ssize_t n = write(req->up->fd, c->in->data + r->out_start, sy_relay_pending(r));
+            ssize_t n = sy_io_write(&req->up->io, c->in->data + r->out_start, sy_relay_pending(r));
             if (n < 0 && errno == EAGAIN) {
                 event_del(&c->rev);
                 up_wait_write(req, req->pool->read_timeout_ms);
@@ -736,7 +796,7 @@ static int relay_request_body(struct sy_request *req)
         if (r->complete)
             return 1;
         sy_relay_rewind(r, c->in);
-        ssize_t n = read(c->fd, c->in->data + c->in->end, sy_buf_room(c->in));
+        ssize_t n = sy_io_read(&c->io, c->in->data + c->in->end, sy_buf_room(c->in));
         if (n > 0) {
             c->in->end += (uint32_t)n;
             continue;
@@ -803,7 +863,7 @@ static int read_response_head(struct sy_request *req, bool waiting)
                 return -1;
             }
         }
-        ssize_t n = read(up->fd, in->data + in->end, sy_buf_room(in));
+        ssize_t n = sy_io_read(&up->io, in->data + in->end, sy_buf_room(in));
         if (n > 0) {
             in->end += (uint32_t)n;
             continue;
@@ -839,7 +899,7 @@ static int relay_response_body(struct sy_request *req)
             return -1;
         }
         if (sy_relay_pending(r)) {
-            ssize_t n = write(c->fd, up->in->data + r->out_start, sy_relay_pending(r));
+            ssize_t n = sy_io_write(&c->io, up->in->data + r->out_start, sy_relay_pending(r));
             if (n < 0 && errno == EAGAIN) {
                 event_del(&up->rev);
                 sy_client_write_ready(c, req->conf->limits.client_body_timeout_ms);
@@ -856,7 +916,7 @@ static int relay_response_body(struct sy_request *req)
         if (r->complete)
             return 1;
         sy_relay_rewind(r, up->in);
-        ssize_t n = read(up->fd, up->in->data + up->in->end, sy_buf_room(up->in));
+        ssize_t n = sy_io_read(&up->io, up->in->data + up->in->end, sy_buf_room(up->in));
         if (n > 0) {
             up->in->end += (uint32_t)n;
             continue;
@@ -903,7 +963,7 @@ static void proxy_step(struct sy_request *req)
     for (;;) {
         switch (req->state) {
         case SY_REQ_SENDING_HEAD:
-            if (sy_iovq_write(&req->out, req->up->fd) < 0) {
+            if (sy_iovq_write(&req->out, &req->up->io) < 0) {
                 if (errno == EAGAIN) {
                     up_wait_write(req, req->pool->read_timeout_ms);
                     return;
@@ -939,7 +999,7 @@ static void proxy_step(struct sy_request *req)
             req->state = SY_REQ_SENDING_RESPONSE_HEAD;
             break;
         case SY_REQ_SENDING_RESPONSE_HEAD:
-            if (sy_iovq_write(&req->out, req->client->fd) < 0) {
+            if (sy_iovq_write(&req->out, &req->client->io) < 0) {
                 if (errno == EAGAIN) {
                     event_del(&req->up->rev);   /* backpressure: stop reading the app */
                     sy_client_write_ready(req->client, req->conf->limits.client_body_timeout_ms);

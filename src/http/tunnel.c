@@ -24,12 +24,12 @@ enum pump_result {
 };
 
 /* Moves bytes from one socket to the other through buf[base..]. */
-static enum pump_result pump(int from, int to, struct sy_buf *buf, uint32_t base,
-                             uint32_t *start, uint64_t *moved)
+static enum pump_result pump(struct sy_io *from, struct sy_io *to, struct sy_buf *buf,
+                             uint32_t base, uint32_t *start, uint64_t *moved)
 {
     for (;;) {
         if (*start < buf->end) {
-            ssize_t n = write(to, buf->data + *start, buf->end - *start);
+            ssize_t n = sy_io_write(to, buf->data + *start, buf->end - *start);
             if (n < 0)
                 return errno == EAGAIN ? PUMP_WAIT_WRITE : PUMP_ERROR;
             *start += (uint32_t)n;
@@ -37,7 +37,7 @@ static enum pump_result pump(int from, int to, struct sy_buf *buf, uint32_t base
             continue;
         }
         *start = buf->end = base;
-        ssize_t n = read(from, buf->data + buf->end, buf->cap - buf->end);
+        ssize_t n = sy_io_read(from, buf->data + buf->end, buf->cap - buf->end);
         if (n > 0) {
             buf->end += (uint32_t)n;
             continue;
@@ -71,6 +71,7 @@ static bool step_direction(struct sy_request *req, bool to_app)
     struct sy_client *c = req->client;
     struct sy_upstream *up = req->up;
     bool *done = to_app ? &t->to_app_done : &t->to_client_done;
+    struct sy_io *src = to_app ? &c->io : &up->io, *dst = to_app ? &up->io : &c->io;
     struct event *src_read = to_app ? &c->rev : &up->rev;
     struct event *dst_write = to_app ? &up->wev : &req->client_wev;
     uint64_t before = to_app ? t->to_app_bytes : t->to_client_bytes;
@@ -79,24 +80,24 @@ static bool step_direction(struct sy_request *req, bool to_app)
     if (*done)
         return true;
     if (to_app)
-        r = pump(c->fd, up->fd, c->in, req->head.head_len, &t->to_app_start, &t->to_app_bytes);
+        r = pump(src, dst, c->in, req->head.head_len, &t->to_app_start, &t->to_app_bytes);
     else
-        r = pump(up->fd, c->fd, up->in, 0, &t->to_client_start, &t->to_client_bytes);
+        r = pump(src, dst, up->in, 0, &t->to_client_start, &t->to_client_bytes);
     if ((to_app ? t->to_app_bytes : t->to_client_bytes) != before)
         t->last_active_ms = sy_worker_now_ms(req->hw->w);
     switch (r) {
     case PUMP_WAIT_READ:
-        sy_event_arm(src_read, 0);
+        sy_io_wait(src, src_read, EV_READ, 0);
         event_del(dst_write);
         return true;
     case PUMP_WAIT_WRITE:
         event_del(src_read);    /* backpressure: read again once the other side drains */
-        sy_event_arm(dst_write, 0);
+        sy_io_wait(dst, dst_write, EV_WRITE, 0);
         return true;
     case PUMP_EOF:
         *done = true;
         event_del(src_read);
-        shutdown(to_app ? up->fd : c->fd, SHUT_WR);    /* pass the half-close on */
+        sy_io_shutdown_write(dst);      /* pass the half-close on */
         return true;
     case PUMP_ERROR:
         break;

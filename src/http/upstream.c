@@ -53,7 +53,8 @@ static int peers_grow(struct sy_http_worker *hw)
  * worker ends (one per instance address ever configured), so connections
  * may keep pointers to them.
  */
-struct sy_peer *sy_peer_get(struct sy_http_worker *hw, const struct sockaddr *sa, socklen_t len)
+struct sy_peer *sy_peer_get(struct sy_http_worker *hw, const struct sockaddr *sa, socklen_t len,
+                            const char *tls_name)
 {
     if ((hw->npeers + 1) * 2 > hw->peers_cap && peers_grow(hw) < 0)
         return NULL;
@@ -62,15 +63,18 @@ struct sy_peer *sy_peer_get(struct sy_http_worker *hw, const struct sockaddr *sa
         struct sy_peer *p = hw->peers[i];
         if (!p) {
             p = calloc(1, sizeof(*p));
-            if (!p)
+            if (!p || (tls_name && !(p->tls_name = strdup(tls_name)))) {
+                free(p);
                 return NULL;
+            }
             memcpy(&p->addr, sa, len);
             p->addrlen = len;
             hw->peers[i] = p;
             hw->npeers++;
             return p;
         }
-        if (p->addrlen == len && memcmp(&p->addr, sa, len) == 0)
+        if (p->addrlen == len && memcmp(&p->addr, sa, len) == 0 &&
+            (tls_name ? p->tls_name && strcmp(p->tls_name, tls_name) == 0 : !p->tls_name))
             return p;
     }
 }
@@ -93,7 +97,7 @@ void sy_upstream_close(struct sy_upstream *up)
         unlink_idle(up);
     event_del(&up->rev);
     event_del(&up->wev);
-    close(up->fd);
+    sy_io_close(&up->io);
     sy_buf_put(&up->hw->w->bufs, up->in);
     free(up);
 }
@@ -129,7 +133,7 @@ struct sy_upstream *sy_upstream_connect(struct sy_http_worker *hw, struct sy_pee
         errno = ENOMEM;
         return NULL;
     }
-    up->fd = fd;
+    up->io.fd = fd;
     up->hw = hw;
     up->peer = peer;
     return up;
@@ -145,10 +149,12 @@ void sy_upstream_release(struct sy_upstream *up, bool reusable, unsigned keepali
     if (!reusable || up->peer->nidle >= keepalive || up->hw->draining) {
         event_del(&up->rev);
         event_del(&up->wev);
-        close(up->fd);
+        sy_io_close(&up->io);
         free(up);
         return;
     }
+    sy_io_forget(&up->io, &up->wev);
+    sy_io_forget(&up->io, &up->rev);
     event_del(&up->wev);
     up->next_idle = up->peer->idle;
     up->peer->idle = up;
@@ -167,8 +173,11 @@ void sy_upstream_close_all_idle(struct sy_http_worker *hw)
 void sy_upstream_free_peers(struct sy_http_worker *hw)
 {
     sy_upstream_close_all_idle(hw);
-    for (size_t i = 0; i < hw->peers_cap; i++)
+    for (size_t i = 0; i < hw->peers_cap; i++) {
+        if (hw->peers[i])
+            free(hw->peers[i]->tls_name);
         free(hw->peers[i]);
+    }
     free(hw->peers);
     hw->peers = NULL;
     hw->peers_cap = hw->npeers = 0;

@@ -207,16 +207,21 @@ class TestConfigTest(CliCase):
         self.start_fails(cfg)
 
 
-    def test_tls_listener_never_serves_plain_text(self):
-        # Until TLS termination is wired into the connection I/O, a listener
-        # that asks for TLS must refuse to start, not serve plain HTTP.
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                        "-subj", "/CN=localhost", "-keyout", os.path.join(self.tmp, "k.pem"),
-                        "-out", os.path.join(self.tmp, "c.pem")], check=True, capture_output=True)
+    def test_tls_key_not_matching_the_certificate(self):
+        # Files that exist but do not belong together fail -t, naming the listener.
+        for name in ("a", "b"):
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                            "ec_paramgen_curve:P-256", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+                            "-keyout", os.path.join(self.tmp, name + ".key"),
+                            "-out", os.path.join(self.tmp, name + ".pem")],
+                           check=True, capture_output=True)
         cfg = self.config()
-        cfg["listen"][0]["tls"] = {"certificates": [{"cert": "c.pem", "key": "k.pem"}]}
-        err = self.start_fails(cfg)
-        self.assertIn("listen[0].tls: TLS termination is not available", err)
+        cfg["listen"][0]["tls"] = {"certificates": [{"cert": "a.pem", "key": "b.key"}]}
+        path = self.write(cfg)
+        rc, out, err = run(["-t", "-c", path], self.tmp)
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn("%s: listen[0].tls.certificates[0]" % path, err)
+        self.start_fails(cfg)
 
 
 class TestOptions(CliCase):
