@@ -98,6 +98,21 @@ eq_lower(const uint8_t *s, const char *lit, size_t n)
     return true;
 }
 
+/* As eq_lower, but true only when some '-' of lit was written '_' in s. */
+static bool
+eq_lower_underscored(const uint8_t *s, const char *lit, size_t n)
+{
+    bool underscored = false;
+
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '_' && lit[i] == '-')
+            underscored = true;
+        else if (lower(s[i]) != (uint8_t)lit[i])
+            return false;
+    }
+    return underscored;
+}
+
 static bool
 eq_nocase(const uint8_t *a, const uint8_t *b, size_t n)
 {
@@ -155,7 +170,14 @@ method_id(const uint8_t *s, size_t n)
     return SY_METHOD_OTHER;
 }
 
-/* Switch on the length, then one comparison: names are tokens here. */
+/*
+ * Switch on the length, then one comparison: names are tokens here.
+ * CGI-style apps (PHP, WSGI, Rack) read X_Forwarded_For and
+ * X-Forwarded-For as one variable, so a client could pass its own copy of
+ * a header the gateway sets under the underscore spelling: such twins get
+ * an id of their own and are not forwarded. (nginx drops every name with
+ * an underscore; that breaks apps that use them and protects nothing more.)
+ */
 static uint8_t
 header_id(const uint8_t *s, size_t n)
 {
@@ -206,7 +228,13 @@ header_id(const uint8_t *s, size_t n)
     default:
         return SY_HDR_OTHER;
     }
-    return eq_lower(s, name, n) ? id : SY_HDR_OTHER;
+    if (eq_lower(s, name, n))
+        return id;
+    if ((id == SY_HDR_X_FORWARDED_FOR || id == SY_HDR_X_FORWARDED_PROTO ||
+         id == SY_HDR_X_FORWARDED_HOST || id == SY_HDR_X_REQUEST_ID) &&
+        eq_lower_underscored(s, name, n))
+        return SY_HDR_UNDERSCORE_TWIN;
+    return SY_HDR_OTHER;
 }
 
 /* RFC 9110 7.6.1: connection-specific fields a proxy never forwards. */

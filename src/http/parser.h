@@ -49,6 +49,7 @@ enum sy_header_id {
     SY_HDR_X_REQUEST_ID,
     SY_HDR_USER_AGENT,
     SY_HDR_COOKIE,
+    SY_HDR_UNDERSCORE_TWIN,     /* X_Forwarded_For & co.: see header_id() */
 };
 
 struct sy_header {

@@ -265,6 +265,7 @@ static bool forwarded_to_app(const struct sy_header *hd)
     case SY_HDR_X_FORWARDED_PROTO:
     case SY_HDR_X_FORWARDED_HOST:
     case SY_HDR_X_REQUEST_ID:
+    case SY_HDR_UNDERSCORE_TWIN:
     case SY_HDR_EXPECT:         /* the gateway answers 100-continue itself */
         return false;
     default:

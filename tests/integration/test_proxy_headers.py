@@ -94,6 +94,20 @@ class Forwarded(unittest.TestCase):
         self.assertRegex(rid[0], HEX32)
         self.assertEqual(resp.header_all("X-Request-ID"), rid)
 
+    def test_underscore_twins_of_gateway_headers_dropped(self):
+        # CGI-style apps read X_Forwarded_For as X-Forwarded-For: a client's
+        # underscore copy must not reach them; other underscore names pass.
+        resp, req = self.forward(build("GET", "/u", headers=[
+            ("X_Forwarded_For", "6.6.6.6"), ("x-forwarded_proto", "https"),
+            ("X_FORWARDED_HOST", "evil.example"), ("X_Request_ID", "mine"),
+            ("X_Custom_Thing", "kept")]))
+        self.assertNotIn(b"6.6.6.6", req.head)
+        self.assertNotIn(b"evil.example", req.head)
+        self.assertNotIn(b"mine", req.head)
+        self.assertEqual(values(req, "X-Forwarded-Proto"), ["http"])
+        self.assertEqual(values(req, "X_Custom_Thing"), ["kept"])
+        self.assertEqual(values(req, "X-Forwarded-For"), ["127.0.0.1"])
+
     def test_generated_request_id_matches_both_sides(self):
         resp, req = self.forward(build("GET", "/id"))
         self.assertRegex(resp.header("X-Request-ID") or "", HEX32)

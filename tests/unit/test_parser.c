@@ -268,15 +268,19 @@ test_header_ids(void **state)
                               "te: trailers\r\ntrailer: x\r\nupgrade: y\r\nExpect: 100-Continue\r\n"
                               "x-forwarded-for: 1\r\nX-Forwarded-Proto: a\r\nX-FORWARDED-HOST: b\r\n"
                               "x-request-id: 1\r\nuser-agent: u\r\nCookie: c\r\nX-Other: 1\r\n"
-                              "Hosts: 1\r\nTE_: 1\r\n\r\n";
+                              "Hosts: 1\r\nTE_: 1\r\nX_Forwarded_For: 1\r\n"
+                              "x-forwarded_PROTO: 1\r\nX_Forwarded-Host: 1\r\nX_Request_Id: 1\r\n"
+                              "Content_Length: 1\r\nX_Forwarded_Fox: 1\r\n\r\n";
     static const uint8_t want[] = {
         SY_HDR_HOST, SY_HDR_CONTENT_LENGTH, SY_HDR_CONNECTION, SY_HDR_KEEP_ALIVE,
         SY_HDR_PROXY_CONNECTION, SY_HDR_TE, SY_HDR_TRAILER, SY_HDR_UPGRADE, SY_HDR_EXPECT,
         SY_HDR_X_FORWARDED_FOR, SY_HDR_X_FORWARDED_PROTO, SY_HDR_X_FORWARDED_HOST,
         SY_HDR_X_REQUEST_ID, SY_HDR_USER_AGENT, SY_HDR_COOKIE, SY_HDR_OTHER, SY_HDR_OTHER,
-        SY_HDR_OTHER,
+        SY_HDR_OTHER, SY_HDR_UNDERSCORE_TWIN, SY_HDR_UNDERSCORE_TWIN, SY_HDR_UNDERSCORE_TWIN,
+        SY_HDR_UNDERSCORE_TWIN, SY_HDR_OTHER, SY_HDR_OTHER,
     };
-    static const bool hop[] = { 0, 0, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 };
+    static const bool hop[] = { 0, 0, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                                0, 0, 0, 0, 0, 0 };
     struct sy_http_head h;
 
     assert_int_equal(parse_req(&h, S(req)), SY_PARSE_DONE);
