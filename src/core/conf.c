@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "conf_internal.h"
+#include "live.h"
 
 #define DEFAULT_FILE "conf/switchyard.json"
 
@@ -122,7 +123,7 @@ static void
 free_pool(struct sy_pool *pool)
 {
     for (size_t i = 0; i < pool->ninstances; i++)
-        free(pool->instances[i].live);
+        sy_live_put(pool->instances[i].live);
     free(pool->instances);
     free(pool->name);
     free(pool->tls_ca_file);

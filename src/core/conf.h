@@ -82,29 +82,13 @@ struct sy_passive_conf {
     int max_eject_percent;
 };
 
-/*
- * State of an instance that changes without a reload (health, drain,
- * ejection). Written by the main thread, read by workers with atomics.
- * For now it lives with the snapshot; the health issue moves it to a
- * registry that outlives snapshots.
- */
-enum sy_health_state {
-    SY_HEALTH_UNKNOWN,
-    SY_HEALTH_UP,
-    SY_HEALTH_DOWN,
-};
-
-struct sy_instance_live {
-    _Atomic int health;             /* enum sy_health_state */
-    _Atomic bool drained;
-    _Atomic int64_t ejected_until_ms;
-};
+struct sy_instance_live;         /* state that changes without a reload: live.h */
 
 struct sy_instance {
     struct sy_addr addr;
     int weight;                 /* >= 1 */
     size_t index;               /* position in pool->instances */
-    struct sy_instance_live *live;
+    struct sy_instance_live *live;      /* never NULL in a loaded snapshot */
 };
 
 struct sy_pool_balance;         /* per-worker balancing state: balance.c */

@@ -3,7 +3,7 @@
  * conf_pools.c: "pools" (instances, balancing, active and passive health)
  * and "services" (blue/green slots naming pools, canary, rollout, scaling,
  * maintenance). Pools are parsed first: a service points into conf->pools.
- * Each instance gets its zeroed live state here.
+ * Each instance gets its live state from the registry (core/live.h).
  */
 #include <ctype.h>
 #include <math.h>
@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "conf_internal.h"
+#include "live.h"
 
 static void
 pool_defaults(struct sy_pool *pool)
@@ -35,7 +36,6 @@ parse_instance(struct conf_ctx *ctx, const json_t *v, const char *path, struct s
 
     inst->index = i;
     inst->weight = 1;
-    inst->live = conf_calloc(ctx, 1, sizeof(*inst->live));
     if (!conf_object(ctx, v, path, keys))
         return;
     conf_int32(ctx, v, path, "weight", 1, 1000, &inst->weight);
@@ -223,6 +223,13 @@ parse_pool(struct conf_ctx *ctx, const json_t *v, const char *path, struct sy_po
         parse_health(ctx, sub, conf_path(p, path, "health"), &pool->health);
     if ((sub = json_object_get(v, "passive")) != NULL)
         parse_passive(ctx, sub, conf_path(p, path, "passive"), &pool->passive);
+    for (size_t i = 0; i < pool->ninstances && pool->name; i++) {
+        struct sy_instance *inst = &pool->instances[i];
+        if (inst->addr.len == 0)
+            continue;           /* already reported */
+        if (!(inst->live = sy_live_get(pool->name, inst->addr.text, pool->health.enabled)))
+            conf_err(ctx, path, "out of memory");
+    }
 }
 
 void

@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "jline.h"
 #include "log.h"
 
 #define RING_BYTES_ACCESS   (1u << 20)
@@ -384,4 +385,44 @@ void sy_log_error(enum sy_log_level level, const char *subsystem, const char *fm
 uint64_t sy_log_dropped(enum sy_log_stream stream)
 {
     return atomic_load(&g.files[stream].dropped);
+}
+
+void sy_log_security(const char *event, const char *client_ip, const char *country,
+                     const char *reason, const struct sy_log_field *fields, size_t nfields)
+{
+    char buf[2048], ts[32];
+    struct sy_jline l = {buf, buf + sizeof(buf), false};
+
+    if (!sy_log_enabled(SY_LOG_SECURITY))
+        return;
+    sy_log_format_ts(ts, wall_now_ms());
+    SY_JL_LIT(&l, "{\"ts\":\"");
+    sy_jl_put(&l, ts, strlen(ts));
+    SY_JL_LIT(&l, "\",\"event\":");
+    sy_jl_cstr(&l, event);
+    SY_JL_LIT(&l, ",\"client_ip\":");
+    sy_jl_cstr(&l, client_ip);
+    SY_JL_LIT(&l, ",\"country\":");
+    sy_jl_cstr(&l, country);
+    SY_JL_LIT(&l, ",\"reason\":");
+    sy_jl_cstr(&l, reason);
+    for (size_t i = 0; i < nfields; i++) {
+        SY_JL_LIT(&l, ",\"");
+        sy_jl_escaped(&l, fields[i].name, strlen(fields[i].name));
+        SY_JL_LIT(&l, "\":");
+        if (fields[i].str) {
+            sy_jl_cstr(&l, fields[i].str);
+        } else if (fields[i].num < 0) {
+            SY_JL_LIT(&l, "-");
+            sy_jl_uint(&l, (uint64_t)-(fields[i].num + 1) + 1);
+        } else {
+            sy_jl_uint(&l, (uint64_t)fields[i].num);
+        }
+    }
+    SY_JL_LIT(&l, "}\n");
+    if (l.overflow) {
+        sy_log_error(SY_LOG_WARN, "log", "security event %s too long, dropped", event);
+        return;
+    }
+    sy_log_line(SY_LOG_SECURITY, buf, (size_t)(l.p - buf));
 }

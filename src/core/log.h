@@ -44,6 +44,20 @@ int sy_log_enabled(enum sy_log_stream stream);
 void sy_log_error(enum sy_log_level level, const char *subsystem, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* A field of a security-log event beyond the common ones. */
+struct sy_log_field {
+    const char *name;
+    const char *str;            /* a string value; NULL: num is the value */
+    int64_t num;
+};
+
+/*
+ * One security-log line (SPEC.md, Logs): ts, event, client_ip, country,
+ * reason, then fields in order. NULL strings are written as "".
+ */
+void sy_log_security(const char *event, const char *client_ip, const char *country,
+                     const char *reason, const struct sy_log_field *fields, size_t nfields);
+
 uint64_t sy_log_dropped(enum sy_log_stream stream);
 const char *sy_log_stream_name(enum sy_log_stream stream);
 

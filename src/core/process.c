@@ -139,6 +139,10 @@ int sy_process_reload(char *err, size_t errlen)
         snprintf(err, errlen, "listen: changing listen addresses needs a restart");
         goto refused_conf;
     }
+    if (strcmp(conf->admin.listen.text, proc.conf->admin.listen.text) != 0) {
+        snprintf(err, errlen, "admin.listen: changing the admin address needs a restart");
+        goto refused_conf;
+    }
     if (proc.hooks->prepare_conf(conf, proc.nworkers, err, errlen) < 0)
         goto refused_conf;
     if (sy_log_reconfigure(&conf->log, err, errlen) < 0)
@@ -147,6 +151,8 @@ int sy_process_reload(char *err, size_t errlen)
         sy_worker_publish_conf(proc.workers[i], conf);
     sy_conf_unref(proc.conf);
     proc.conf = conf;
+    for (const struct sy_main_service *const *s = proc.hooks->services; s && *s; s++)
+        (*s)->reconfigure(conf);
     proc.reloads.success++;
     sy_log_error(SY_LOG_INFO, "reload", "configuration %s reloaded", conf->file);
     return 0;
@@ -184,9 +190,16 @@ static void watch_workers_exit(void)
     event_add(proc.stop_timer, &tick);
 }
 
+static void stop_services(void)
+{
+    for (const struct sy_main_service *const *s = proc.hooks->services; s && *s; s++)
+        (*s)->stop();
+}
+
 static void stop_gracefully(void)
 {
     proc.stopping = true;
+    stop_services();
     sy_log_error(SY_LOG_INFO, "process", "graceful stop: finishing requests in flight "
                  "(at most %lld ms)", (long long)proc.conf->shutdown_timeout_ms);
     command_all(SY_WORKER_DRAIN);
@@ -196,6 +209,7 @@ static void stop_gracefully(void)
 static void stop_now(void)
 {
     sy_log_error(SY_LOG_INFO, "process", "stopping now");
+    stop_services();
     command_all(SY_WORKER_STOP);
     watch_workers_exit();
 }
@@ -322,6 +336,9 @@ int sy_process_run(const struct sy_process_options *opts, struct sy_conf *conf,
         snprintf(err, sizeof(err), "cannot start worker threads");
         goto fail;
     }
+    for (const struct sy_main_service *const *s = hooks->services; s && *s; s++)
+        if ((*s)->start(proc.base, conf, err, sizeof(err)) < 0)
+            goto fail;
     if (opts->pid_file && write_pid_file(opts->pid_file) < 0) {
         snprintf(err, sizeof(err), "cannot write pid file %s: %s", opts->pid_file,
                  strerror(errno));
@@ -337,6 +354,7 @@ int sy_process_run(const struct sy_process_options *opts, struct sy_conf *conf,
 fail:
     fprintf(stderr, "switchyard: %s\n", err);
 done:
+    stop_services();
     stop_and_join_workers();
     free_listener_fds(fds);
     for (int i = 0; i < 4; i++)

@@ -9,13 +9,28 @@
 
 #include <stdint.h>
 
+#include <event2/event.h>
+
 #include "conf.h"
 #include "worker.h"
+
+/*
+ * A service of the main thread (admin listener, health checks). start runs
+ * once the workers serve and before the pid file is written (an error
+ * stops the gateway); reconfigure after each reload; stop when a graceful
+ * or fast stop begins, and again (harmlessly) at exit.
+ */
+struct sy_main_service {
+    int (*start)(struct event_base *base, struct sy_conf *conf, char *err, size_t errlen);
+    void (*reconfigure)(struct sy_conf *conf);
+    void (*stop)(void);
+};
 
 struct sy_process_hooks {
     /* Completes a freshly loaded snapshot (per-worker state); 0 or -1 with err. */
     int (*prepare_conf)(struct sy_conf *conf, unsigned nworkers, char *err, size_t errlen);
     const struct sy_worker_hooks *worker;
+    const struct sy_main_service *const *services;     /* NULL-terminated */
 };
 
 struct sy_process_options {

@@ -6,6 +6,7 @@
  * state, cache-line aligned so that workers never write a shared line.
  */
 #include "http/balance.h"
+#include "core/live.h"
 
 #include <assert.h>
 #include <math.h>
@@ -17,7 +18,8 @@
 
 struct balance_slot {
     int64_t current_weight;     /* smooth weighted round robin */
-    uint32_t in_flight;         /* this worker's requests on the instance */
+    /* this worker's requests on the instance; atomic only so the admin API may read it */
+    _Atomic uint32_t in_flight;
     uint32_t id_hash;           /* ip_hash identity, from the address text */
 };
 
@@ -128,20 +130,12 @@ sy_balance_prepare(struct sy_conf *conf, unsigned nworkers)
 bool
 sy_instance_usable(const struct sy_instance *inst, int64_t now_ms)
 {
-    struct sy_instance_live *live = inst->live;
-
-    if (live == NULL)
-        return true;
-    /* SY_HEALTH_UNKNOWN counts as usable until a first check says otherwise */
-    if (atomic_load_explicit(&live->health, memory_order_relaxed) == SY_HEALTH_DOWN)
-        return false;
-    if (atomic_load_explicit(&live->drained, memory_order_relaxed))
-        return false;
-    return atomic_load_explicit(&live->ejected_until_ms, memory_order_relaxed) <= now_ms;
+    return sy_live_usable(inst->live, now_ms);
 }
 
 /*
- * What one pick may choose from; panic drops the health condition. The
+ * What one pick may choose from; panic drops health and ejection (never
+ * drain: that is an operator's order). The
  * pick functions copy what they read into locals: the relaxed atomic
  * loads would otherwise make the compiler reload them on every turn.
  */
@@ -159,7 +153,9 @@ candidate(const struct pick_ctx *ctx, size_t i)
 {
     if (i < 64 && (ctx->tried >> i & 1) != 0)
         return false;
-    return ctx->panic || sy_instance_usable(&ctx->inst[i], ctx->now_ms);
+    if (ctx->panic)
+        return !atomic_load_explicit(&ctx->inst[i].live->drained, memory_order_relaxed);
+    return sy_instance_usable(&ctx->inst[i], ctx->now_ms);
 }
 
 /*
@@ -207,7 +203,8 @@ pick_least_conn(const struct pick_ctx *ctx)
     size_t best = NO_PICK;
 
     for (size_t k = 0; k < c.n; k++, i = i + 1 < c.n ? i + 1 : 0) {
-        uint64_t load = slots[i].in_flight, weight = (uint64_t)c.inst[i].weight;
+        uint64_t load = atomic_load_explicit(&slots[i].in_flight, memory_order_relaxed);
+        uint64_t weight = (uint64_t)c.inst[i].weight;
 
         if (!candidate(&c, i))
             continue;
@@ -269,9 +266,17 @@ pick_with(enum sy_balance balance, const struct pick_ctx *ctx, uint32_t client_h
     }
 }
 
+/* One writer (the worker): a plain load and store, no locked instruction. */
+static void
+add_in_flight(struct balance_slot *slot, int delta)
+{
+    uint32_t v = atomic_load_explicit(&slot->in_flight, memory_order_relaxed);
+    atomic_store_explicit(&slot->in_flight, v + (uint32_t)delta, memory_order_relaxed);
+}
+
 struct sy_instance *
 sy_balance_pick(struct sy_pool *pool, unsigned worker, uint64_t tried,
-                uint32_t client_hash, int64_t now_ms)
+                uint32_t client_hash, int64_t now_ms, bool *panic)
 {
     struct pick_ctx ctx = {
         .inst = pool->instances,
@@ -284,13 +289,22 @@ sy_balance_pick(struct sy_pool *pool, unsigned worker, uint64_t tried,
     size_t i = pick_with(pool->balance, &ctx, client_hash);
 
     if (i == NO_PICK) {
-        /* panic mode: nothing usable is left untried, so ignore health */
+        /*
+         * Panic mode (as Envoy's): with no usable instance in the whole
+         * pool, health is likely what is wrong, so serve from all of them.
+         * When usable ones exist but this request tried them, give up.
+         */
+        for (size_t k = 0; k < pool->ninstances; k++)
+            if (sy_instance_usable(&pool->instances[k], now_ms))
+                return NULL;
         ctx.panic = true;
         i = pick_with(pool->balance, &ctx, client_hash);
         if (i == NO_PICK)
             return NULL;
+        if (panic)
+            *panic = true;
     }
-    ctx.state->slots[i].in_flight++;
+    add_in_flight(&ctx.state->slots[i], 1);
     return &pool->instances[i];
 }
 
@@ -300,8 +314,23 @@ sy_balance_done(struct sy_pool *pool, unsigned worker, const struct sy_instance 
     struct sy_pool_balance *state = worker_state(pool, worker);
 
     assert(inst->index < pool->ninstances && &pool->instances[inst->index] == inst);
-    assert(state->slots[inst->index].in_flight > 0);
+    struct balance_slot *slot = &state->slots[inst->index];
+    assert(atomic_load_explicit(&slot->in_flight, memory_order_relaxed) > 0);
     /* an unmatched done must not wrap the count and starve the instance */
-    if (state->slots[inst->index].in_flight > 0)
-        state->slots[inst->index].in_flight--;
+    if (atomic_load_explicit(&slot->in_flight, memory_order_relaxed) > 0)
+        add_in_flight(slot, -1);
+}
+
+unsigned
+sy_balance_in_flight(const struct sy_pool *pool, const struct sy_instance *inst)
+{
+    const struct sy_pool_balance *first = pool->balance_state;
+    unsigned n = 0;
+
+    if (!first || inst->index >= first->ninstances)
+        return 0;
+    for (unsigned w = 0; w < first->nworkers; w++)
+        n += atomic_load_explicit(&worker_state(pool, w)->slots[inst->index].in_flight,
+                                  memory_order_relaxed);
+    return n;
 }

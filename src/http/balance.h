@@ -21,13 +21,17 @@ bool sy_instance_usable(const struct sy_instance *inst, int64_t now_ms);
 /*
  * Picks an instance for a new request on worker `worker`. `tried` holds
  * instances already tried by this request (bit i = instance i, first 64),
- * which are skipped. client_hash feeds ip_hash. Returns NULL when no
- * instance is usable; when every instance is unusable but untried ones
- * exist, picks among all of them (panic mode) rather than fail.
+ * which are skipped. client_hash feeds ip_hash. Returns NULL when every
+ * usable instance was tried. When no instance of the pool is usable at
+ * all, picks among the untried ones that are not drained (panic mode) and
+ * sets *panic (when panic is not NULL) rather than fail.
  * The pick counts as one in-flight request until sy_balance_done().
  */
 struct sy_instance *sy_balance_pick(struct sy_pool *pool, unsigned worker, uint64_t tried,
-                                    uint32_t client_hash, int64_t now_ms);
+                                    uint32_t client_hash, int64_t now_ms, bool *panic);
+
+/* Requests in flight to inst on every worker (for the admin API; approximate). */
+unsigned sy_balance_in_flight(const struct sy_pool *pool, const struct sy_instance *inst);
 void sy_balance_done(struct sy_pool *pool, unsigned worker, const struct sy_instance *inst);
 
 #endif

@@ -170,17 +170,9 @@ static void dispatch(struct sy_client *c)
 
 static void security_bad_request(const struct sy_request *req, const char *reason, int status)
 {
-    char line[512], ts[32];
+    const struct sy_log_field status_field = {.name = "status", .num = status};
 
-    if (!sy_log_enabled(SY_LOG_SECURITY))
-        return;
-    sy_log_format_ts(ts, sy_worker_now_ms(req->hw->w));
-    int n = snprintf(line, sizeof(line),
-                     "{\"ts\":\"%s\",\"event\":\"bad_request\",\"client_ip\":\"%s\","
-                     "\"country\":\"\",\"reason\":\"%s\",\"status\":%d}\n",
-                     ts, req->peer_ip, reason, status);
-    if (n > 0 && (size_t)n < sizeof(line))
-        sy_log_line(SY_LOG_SECURITY, line, (size_t)n);
+    sy_log_security("bad_request", req->peer_ip, "", reason, &status_field, 1);
 }
 
 static void reject_head(struct sy_client *c, int status, const char *reason)

@@ -172,6 +172,7 @@ struct sy_http_worker {
     size_t nfree_requests;
     uint64_t request_seq;
     char request_id_prefix[17];
+    int64_t panic_logged_ms;
     bool draining;
 };
 

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "balance.h"
+#include "core/live.h"
 #include "core/cidr.h"
 #include "core/log.h"
 #include "http.h"
@@ -452,6 +453,26 @@ static bool retryable(const struct sy_request *req, enum failure f)
     return req->attempts <= req->pool->retries && can_resend(req, f);
 }
 
+/* Passive health: an upstream-origin failure of req's instance. */
+static void passive_failure(struct sy_request *req, const char *why)
+{
+    const struct sy_pool *pool = req->pool;
+    int64_t ms = sy_live_failure(pool, req->instance, sy_worker_now_ms(req->hw->w));
+
+    if (ms <= 0)
+        return;
+    sy_log_error(SY_LOG_WARN, "health", "pool %s instance %s ejected for %lld ms after %d "
+                 "failures in a row (last: %s)", pool->name, req->instance->addr.text,
+                 (long long)ms, pool->passive.max_fails, why);
+    const struct sy_log_field fields[] = {
+        {.name = "pool", .str = pool->name},
+        {.name = "instance", .str = req->instance->addr.text},
+        {.name = "health", .str = "ejected"},
+        {.name = "eject_ms", .num = ms},
+    };
+    sy_log_security("health_change", "", "", why, fields, sizeof(fields) / sizeof(fields[0]));
+}
+
 static void upstream_failed(struct sy_request *req, enum failure f, const char *why)
 {
     bool stale = req->up && req->up->requests > 1 && (f == FAIL_SEND || f == FAIL_NO_RESPONSE);
@@ -471,6 +492,7 @@ static void upstream_failed(struct sy_request *req, enum failure f, const char *
     }
     sy_log_error(SY_LOG_WARN, "proxy", "pool %s instance %s: %s (request %s)", req->pool->name,
                  req->instance->addr.text, why, req->request_id);
+    passive_failure(req, why);
     if (retryable(req, f)) {
         connect_upstream(req);
         return;
@@ -549,6 +571,7 @@ static void up_on_read(evutil_socket_t fd, short what, void *arg)
         if (req->state == SY_REQ_SENDING_RESPONSE_BODY) {
             sy_log_error(SY_LOG_WARN, "proxy", "pool %s instance %s: response body timed out "
                          "(request %s)", req->pool->name, req->instance->addr.text, req->request_id);
+            passive_failure(req, "response body timed out");
             sy_client_close(req->client);
         } else {
             upstream_failed(req, FAIL_TIMEOUT, "upstream timed out");
@@ -653,6 +676,18 @@ static int upstream_handshake(struct sy_request *req)
     return -1;
 }
 
+/* Panic mode is worth a line, but not one per request: one per worker per 10 s. */
+static void log_panic(struct sy_request *req)
+{
+    int64_t now = sy_worker_now_ms(req->hw->w);
+
+    if (now - req->hw->panic_logged_ms < 10000)
+        return;
+    req->hw->panic_logged_ms = now;
+    sy_log_error(SY_LOG_WARN, "health", "pool %s has no usable instance: panic mode, serving "
+                 "from all of them", req->pool->name);
+}
+
 static void connect_upstream(struct sy_request *req)
 {
     struct sy_http_worker *hw = req->hw;
@@ -661,12 +696,15 @@ static void connect_upstream(struct sy_request *req)
         uint32_t hash = 0;
         for (const char *p = req->client_ip; *p; p++)
             hash = hash * 31 + (unsigned char)*p;
+        bool panic = false;
         req->instance = sy_balance_pick(req->pool, hw->w->id, req->tried, hash,
-                                        sy_worker_now_ms(hw->w));
+                                        sy_worker_now_ms(hw->w), &panic);
         if (!req->instance) {
             sy_respond_local(req, 502, "no instance of the pool could take the request");
             return;
         }
+        if (panic)
+            log_panic(req);
         if (req->instance->index < 64)
             req->tried |= 1ULL << req->instance->index;
         req->attempts++;
@@ -691,6 +729,8 @@ static void connect_upstream(struct sy_request *req)
         sy_balance_done(req->pool, hw->w->id, req->instance);
         sy_log_error(SY_LOG_WARN, "proxy", "pool %s instance %s: connect failed: %s",
                      req->pool->name, req->instance->addr.text, strerror(errno));
+        if (errno != EMFILE && errno != ENFILE && errno != ENOMEM && errno != ENOBUFS)
+            passive_failure(req, "connect failed");
         if (!retryable(req, FAIL_CONNECT)) {
             sy_respond_local(req, 502, "connect failed");
             return;
@@ -992,6 +1032,10 @@ static void proxy_step(struct sy_request *req)
             if ((rc = read_response_head(req, true)) <= 0)
                 return;
             req->upstream_head_us = sy_now_us();
+            if (req->resp.status >= 502 && req->resp.status <= 504)
+                passive_failure(req, "the app answered 502, 503 or 504");
+            else
+                sy_live_success(req->instance, sy_worker_now_ms(req->hw->w));
             if (build_response_head(req) < 0 ||
                 queue_ready_body(&req->out, &req->resp_relay, req->up->in) < 0) {
                 upstream_failed(req, FAIL_BAD_RESPONSE, "out of memory");

@@ -14,6 +14,7 @@
 
 #include <cmocka.h>
 
+#include "core/live.h"
 #include "http/balance.h"
 
 #define NOW_MS 1000000
@@ -64,7 +65,7 @@ conf_free(struct sy_conf *conf)
 static long
 pick_done(struct sy_pool *pool, unsigned worker, uint64_t tried, uint32_t hash)
 {
-    struct sy_instance *inst = sy_balance_pick(pool, worker, tried, hash, NOW_MS);
+    struct sy_instance *inst = sy_balance_pick(pool, worker, tried, hash, NOW_MS, NULL);
 
     if (inst == NULL)
         return -1;
@@ -81,12 +82,10 @@ set_down(struct sy_instance *inst)
 static void
 test_usable(void **state)
 {
-    struct sy_instance inst = {.weight = 1};
     struct sy_instance_live live = {0};
+    struct sy_instance inst = {.weight = 1, .live = &live};
 
     (void)state;
-    assert_true(sy_instance_usable(&inst, NOW_MS));
-    inst.live = &live;
     assert_true(sy_instance_usable(&inst, NOW_MS));     /* unknown counts as usable */
     atomic_store(&live.health, SY_HEALTH_UP);
     assert_true(sy_instance_usable(&inst, NOW_MS));
@@ -216,16 +215,28 @@ test_panic_mode(void **state)
         struct sy_conf *conf = conf_new(algs[a], weights, 3, 1);
         struct sy_pool *pool = &conf->pools[0];
 
+        bool panic = false;
+        struct sy_instance *inst;
+
         for (size_t i = 0; i < 3; i++)
             set_down(&pool->instances[i]);
+        assert_non_null(inst = sy_balance_pick(pool, 0, 0, 7, NOW_MS, &panic));
+        assert_true(panic);
+        sy_balance_done(pool, 0, inst);
         assert_int_not_equal(pick_done(pool, 0, 0, 7), -1);
         assert_int_not_equal(pick_done(pool, 0, 0x1, 7), 0);
         assert_int_equal(pick_done(pool, 0, 0x3, 7), 2);
         assert_int_equal(pick_done(pool, 0, 0x7, 7), -1);
-        /* the usable instance was tried: panic picks among the untried down ones */
+        /* drained instances stay out even in panic mode */
+        atomic_store(&pool->instances[0].live->drained, true);
+        for (int k = 0; k < 10; k++)
+            assert_int_not_equal(pick_done(pool, 0, 0, 7), 0);
+        assert_int_equal(pick_done(pool, 0, 0x6, 7), -1);
+        atomic_store(&pool->instances[0].live->drained, false);
+        /* a usable instance exists but was tried: no panic, the retry gives up */
         atomic_store(&pool->instances[1].live->health, SY_HEALTH_UP);
         assert_int_equal(pick_done(pool, 0, 0, 7), 1);
-        assert_int_not_equal(pick_done(pool, 0, 0x2, 7), 1);
+        assert_int_equal(pick_done(pool, 0, 0x2, 7), -1);
         conf_free(conf);
     }
 }
@@ -251,7 +262,7 @@ test_no_instances(void **state)
     struct sy_conf *conf = conf_new(SY_BALANCE_ROUND_ROBIN, NULL, 0, 2);
 
     (void)state;
-    assert_null(sy_balance_pick(&conf->pools[0], 1, 0, 0, NOW_MS));
+    assert_null(sy_balance_pick(&conf->pools[0], 1, 0, 0, NOW_MS, NULL));
     conf_free(conf);
 }
 
@@ -265,15 +276,15 @@ test_least_conn_prefers_lower_load(void **state)
 
     (void)state;
     for (size_t k = 0; k < 3; k++) {
-        held[k] = sy_balance_pick(pool, 0, 0, 0, NOW_MS);
+        held[k] = sy_balance_pick(pool, 0, 0, 0, NOW_MS, NULL);
         seen |= 1u << held[k]->index;
     }
     assert_int_equal(seen, 0x7);
     /* releasing one makes it the least loaded */
     sy_balance_done(pool, 0, held[1]);
-    assert_ptr_equal(sy_balance_pick(pool, 0, 0, 0, NOW_MS), held[1]);
+    assert_ptr_equal(sy_balance_pick(pool, 0, 0, 0, NOW_MS, NULL), held[1]);
     sy_balance_done(pool, 0, held[2]);
-    assert_ptr_equal(sy_balance_pick(pool, 0, 0, 0, NOW_MS), held[2]);
+    assert_ptr_equal(sy_balance_pick(pool, 0, 0, 0, NOW_MS, NULL), held[2]);
     sy_balance_done(pool, 0, held[0]);
     sy_balance_done(pool, 0, held[1]);
     sy_balance_done(pool, 0, held[2]);
@@ -296,7 +307,7 @@ test_least_conn_weights(void **state)
     (void)state;
     /* held requests fill the instances in proportion to their weights */
     for (size_t k = 0; k < 400; k++)
-        count[sy_balance_pick(pool, 0, 0, 0, NOW_MS)->index]++;
+        count[sy_balance_pick(pool, 0, 0, 0, NOW_MS, NULL)->index]++;
     assert_int_equal(count[0], 300);
     assert_int_equal(count[1], 100);
     for (size_t i = 0; i < 2; i++) {
@@ -431,7 +442,7 @@ test_workers_independent(void **state)
         assert_int_equal(pick_done(&rr->pools[0], 0, 0, 0), expect[i]);
 
     /* worker 0's in-flight request does not load instance 0 for worker 1 */
-    held = sy_balance_pick(&lc->pools[0], 0, 0, 0, NOW_MS);
+    held = sy_balance_pick(&lc->pools[0], 0, 0, 0, NOW_MS, NULL);
     assert_int_equal(held->index, 0);
     assert_int_equal(pick_done(&lc->pools[0], 1, 0, 0), 0);
     assert_int_equal(pick_done(&lc->pools[0], 0, 0, 0), 1);

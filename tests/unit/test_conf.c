@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include "core/conf.h"
+#include "core/live.h"
 
 #define POOL "'pools': {'p': {'instances': [{'addr': '127.0.0.1:9001'}]}}"
 #define SVC "'services': {'s': {'blue': 'p', 'green': 'p'}}"
@@ -246,7 +247,8 @@ test_object_defaults(void **state)
     assert_int_equal(p->passive.max_eject_percent, 10);
     assert_int_equal(p->instances[0].weight, 1);
     assert_non_null(p->instances[0].live);
-    assert_int_equal(p->instances[0].live->health, SY_HEALTH_UNKNOWN);
+    /* without active checks an instance is up from the start */
+    assert_int_equal(p->instances[0].live->health, SY_HEALTH_UP);
     assert_int_equal(s->active, SY_SLOT_BLUE);
     assert_ptr_equal(s->slot_pool[SY_SLOT_BLUE], p);
     assert_ptr_equal(s->slot_pool[SY_SLOT_GREEN], p);

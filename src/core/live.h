@@ -1,0 +1,76 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * live.h: the state of each instance that changes without a reload:
+ * health (active checks, main thread), drain (admin API, main thread) and
+ * ejection (passive health, workers). Entries live in a registry keyed by
+ * pool name and instance address, so a reload that keeps an instance keeps
+ * its state; snapshots hold references (sy_live_get/sy_live_put).
+ * Workers read everything with relaxed atomics: no lock on the request path.
+ */
+#ifndef SY_LIVE_H
+#define SY_LIVE_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "conf.h"
+
+enum sy_health_state {
+    SY_HEALTH_UNKNOWN,          /* checks configured, none finished yet */
+    SY_HEALTH_UP,
+    SY_HEALTH_DOWN,
+};
+
+/* What the active checker last saw (main thread only; for the admin API). */
+struct sy_check_status {
+    int64_t last_ms;            /* wall clock of the last finished check; 0: none */
+    int64_t changed_ms;         /* wall clock of the last health change; 0: none */
+    int last_status;            /* HTTP status of the last check; 0: no answer */
+    int successes, failures;    /* in a row, toward rise and fall */
+    char last_error[128];       /* why the last check failed; "" after a success */
+};
+
+struct sy_instance_live {
+    _Atomic int health;                 /* enum sy_health_state */
+    _Atomic bool drained;
+    _Atomic int64_t ejected_until_ms;   /* wall clock; ejected while now < this */
+    _Atomic int fails;                  /* upstream-origin failures in a row (passive) */
+    _Atomic int ejections;              /* ejections in a row, for the back-off */
+    struct sy_check_status check;
+
+    /* registry (under its lock) */
+    char *pool, *addr;
+    unsigned refs;
+    struct sy_instance_live *next;
+};
+
+/*
+ * The entry for (pool, addr), created on first use: UNKNOWN when the pool
+ * runs active checks, else UP. Takes a reference. NULL when out of memory.
+ */
+struct sy_instance_live *sy_live_get(const char *pool, const char *addr, bool checked);
+/* Drops a reference (any thread); the last one frees the entry. */
+void sy_live_put(struct sy_instance_live *live);
+
+/* Whether an instance may take new requests now: not down, drained or ejected. */
+bool sy_live_usable(const struct sy_instance_live *live, int64_t now_ms);
+/* Usable and known to be up: what /ready and a blue-green switch ask for. */
+bool sy_live_healthy(const struct sy_instance_live *live, int64_t now_ms);
+/* Whether some instance of the pool is healthy. */
+bool sy_pool_healthy(const struct sy_pool *pool, int64_t now_ms);
+
+/*
+ * Passive health, from workers. A failure is upstream-origin only (connect
+ * error, reset, timeout, 502/503/504 from the app). After max_fails in a
+ * row the instance is ejected for eject_ms x ejections in a row (at most
+ * 300 s), unless that would exceed max_eject_percent of the pool (at least
+ * one instance may always go) or leave the pool without a usable
+ * instance. Returns the ejection's length in ms when this call ejected it
+ * (the caller logs it), else 0.
+ */
+int64_t sy_live_failure(const struct sy_pool *pool, const struct sy_instance *inst,
+                        int64_t now_ms);
+void sy_live_success(const struct sy_instance *inst, int64_t now_ms);
+
+#endif
