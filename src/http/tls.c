@@ -775,9 +775,15 @@ short sy_tls_wants(const struct sy_tls_conn *c)
     return c->wants;
 }
 
+/*
+ * SSL_pending, not SSL_has_pending: the latter is also true for the first
+ * bytes of an incomplete record, which only the socket can complete (and
+ * waking at once for them spins the loop). Without read_ahead OpenSSL
+ * never holds a whole unprocessed record.
+ */
 bool sy_tls_pending(const struct sy_tls_conn *c)
 {
-    return SSL_has_pending(c->ssl) == 1;
+    return SSL_pending(c->ssl) > 0;
 }
 
 void sy_tls_shutdown(struct sy_tls_conn *c)

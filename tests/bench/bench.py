@@ -4,10 +4,16 @@ build/testd, same pinning (proxy on PROXY_CPU, testd and wrk on LOAD_CPU),
 one worker each, access logs on. Run through tests/bench/run.sh (make bench),
 which installs the tools; the method is in docs/benchmarks.md.
 
+Scenarios: "plain" is HTTP keep-alive plus the idle-connection test; "tls"
+is the same keep-alive load over https, each proxy terminating TLS with the
+same EC P-256 certificate (made with the openssl CLI in the run's temporary
+directory), run after the plain proxies have stopped.
+
 Environment: RUNS (5), DURATION (10 s), CONNS (50), IDLE_CONNS (10000),
 PROXY_CPU (0), LOAD_CPU (1), SWITCHYARD (build/switchyard),
 NGINX_LOG_BUFFER (64k; "off" writes every line at once), BENCH_OUT
-(build/bench/results.json), PROXIES (switchyard,nginx,haproxy).
+(build/bench/results.json), PROXIES (switchyard,nginx,haproxy),
+SCENARIOS (plain,tls).
 """
 import json
 import os
@@ -16,6 +22,7 @@ import re
 import resource
 import signal
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -41,6 +48,7 @@ TESTD = os.environ.get("TESTD", os.path.join(ROOT, "build", "testd"))
 NGINX_LOG_BUFFER = os.environ.get("NGINX_LOG_BUFFER", "64k")
 OUT = os.environ.get("BENCH_OUT", os.path.join(ROOT, "build", "bench", "results.json"))
 PROXIES = os.environ.get("PROXIES", "switchyard,nginx,haproxy").split(",")
+SCENARIOS = os.environ.get("SCENARIOS", "plain,tls").split(",")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 KEEPALIVE_S = 120           # idle keep-alive timeout of all three: outlasts the idle test
 
@@ -80,10 +88,25 @@ def wait_port(port, proc, timeout=10.0):
     return False
 
 
-def http_ok(port):
-    """One GET / through the proxy; True on a 200."""
+def client_tls():
+    """A client context that takes any certificate: wrk does not verify either."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def http_ok(port, tls=False):
+    """One GET / through the proxy (over TLS if tls); True on a 200."""
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+        s = socket.create_connection(("127.0.0.1", port), timeout=2)
+        if tls:
+            try:
+                s = client_tls().wrap_socket(s, server_hostname="localhost")
+            except OSError:
+                s.close()
+                raise
+        with s:
             s.sendall(b"GET / HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
             data = b""
             while True:
@@ -162,17 +185,24 @@ def busy_pct(before, after, cpu):
 
 
 class Proxy:
-    """One proxy under test: writes its configuration, starts pinned, stops."""
+    """One proxy under test: writes its configuration, starts pinned, stops.
+
+    tls: None (plain HTTP) or a Cert, which the proxy's listener then
+    terminates TLS with. label names its files: the name, plus "-tls".
+    """
 
     name = "?"
 
-    def __init__(self, tmp, backend_port):
+    def __init__(self, tmp, backend_port, tls=None):
         self.tmp = tmp
         self.backend_port = backend_port
+        self.tls = tls
+        self.label = self.name + ("-tls" if tls else "")
+        self.scheme = "https" if tls else "http"
         self.port = free_port()
         self.proc = None
         self.error = None
-        self.log = open(os.path.join(tmp, "%s.out" % self.name), "wb")
+        self.log = open(os.path.join(tmp, "%s.out" % self.label), "wb")
 
     def command(self):
         raise NotImplementedError
@@ -181,7 +211,7 @@ class Proxy:
         cmd = ["taskset", "-c", str(PROXY_CPU)] + self.command()
         self.proc = subprocess.Popen(cmd, cwd=self.tmp, stdout=self.log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
-        if not wait_port(self.port, self.proc) or not http_ok(self.port):
+        if not wait_port(self.port, self.proc) or not http_ok(self.port, self.tls is not None):
             self.error = "did not start or answer 200: " + self.output()[-2000:]
             self.stop()
             return False
@@ -191,7 +221,7 @@ class Proxy:
         return proc_tree(self.proc.pid)
 
     def output(self):
-        with open(os.path.join(self.tmp, "%s.out" % self.name), "rb") as f:
+        with open(os.path.join(self.tmp, "%s.out" % self.label), "rb") as f:
             return f.read().decode(errors="replace")
 
     def stop(self):
@@ -215,20 +245,23 @@ class Switchyard(Proxy):
         with open(token, "w") as f:
             f.write(os.urandom(16).hex() + "\n")
         pool = {"instances": [{"addr": "127.0.0.1:%d" % self.backend_port}], "keepalive": 64}
+        listen = {"addr": "127.0.0.1:%d" % self.port}
+        if self.tls:
+            listen["tls"] = {"certificates": [{"cert": self.tls.cert, "key": self.tls.key}]}
         cfg = {
             "workers": 1,
-            "listen": [{"addr": "127.0.0.1:%d" % self.port}],
+            "listen": [listen],
             "limits": {"max_connections": max_conns(), "keepalive_timeout_ms": KEEPALIVE_S * 1000},
             "admin": {"listen": "127.0.0.1:%d" % free_port(), "token_file": token},
             "pools": {"bench-blue": pool, "bench-green": pool},
             "services": {"bench": {"blue": "bench-blue", "green": "bench-green", "active": "blue"}},
             "routes": [{"host": "*", "path": "/", "service": "bench"}],
-            "log": {"access": os.path.join(self.tmp, "switchyard-access.log"),
-                    "security": os.path.join(self.tmp, "switchyard-security.log"),
-                    "error": os.path.join(self.tmp, "switchyard-error.log"), "level": "warn"},
-            "state_file": os.path.join(self.tmp, "switchyard-state.json"),
+            "log": {"access": os.path.join(self.tmp, "%s-access.log" % self.label),
+                    "security": os.path.join(self.tmp, "%s-security.log" % self.label),
+                    "error": os.path.join(self.tmp, "%s-error.log" % self.label), "level": "warn"},
+            "state_file": os.path.join(self.tmp, "%s-state.json" % self.label),
         }
-        path = os.path.join(self.tmp, "switchyard.json")
+        path = os.path.join(self.tmp, "%s.json" % self.label)
         with open(path, "w") as f:
             json.dump(cfg, f, indent=2)
         return [SWITCHYARD, "-c", path]
@@ -237,14 +270,21 @@ class Switchyard(Proxy):
         return run_out([SWITCHYARD, "-V"]).splitlines()[0] if os.access(SWITCHYARD, os.X_OK) else ""
 
 
+# TLS as an operator would set it: 1.2 and 1.3, a session cache and tickets
+NGINX_TLS = """
+        ssl_certificate {cert};
+        ssl_certificate_key {key};
+        ssl_protocols TLSv1.2 TLSv1.3;
+        ssl_session_cache shared:SSL:10m;"""
+
 NGINX_CONF = """\
 {user}
 daemon off;
 master_process on;
 worker_processes 1;
 worker_rlimit_nofile {nofile};
-pid {tmp}/nginx.pid;
-error_log {tmp}/nginx-error.log warn;
+pid {tmp}/{label}.pid;
+error_log {tmp}/{label}-error.log warn;
 events {{
     worker_connections {maxconn};
 }}
@@ -255,7 +295,7 @@ http {{
         '"bytes_out":$bytes_sent,"duration_ms":$request_time,'
         '"upstream_ms":"$upstream_response_time","upstream":"$upstream_addr",'
         '"user_agent":"$http_user_agent","proto":"$server_protocol"}}';
-    access_log {tmp}/nginx-access.log sy{log_buffer};
+    access_log {tmp}/{label}-access.log sy{log_buffer};
     client_body_temp_path {tmp}/client_body;
     proxy_temp_path {tmp}/proxy_temp;
     keepalive_timeout {keepalive}s;
@@ -267,7 +307,7 @@ http {{
         keepalive_timeout {keepalive}s;
     }}
     server {{
-        listen 127.0.0.1:{port} backlog=4096;
+        listen 127.0.0.1:{port}{listen_ssl} backlog=4096;{server_tls}
         location / {{
             proxy_pass http://backend;
             proxy_http_version 1.1;
@@ -289,13 +329,17 @@ class Nginx(Proxy):
 
     def command(self):
         buf = "" if NGINX_LOG_BUFFER == "off" else " buffer=%s flush=1s" % NGINX_LOG_BUFFER
+        tls = NGINX_TLS.format(cert=self.tls.cert, key=self.tls.key) if self.tls else ""
         conf = NGINX_CONF.format(user="user root;" if os.geteuid() == 0 else "", tmp=self.tmp,
-                                 log_buffer=buf, backend=self.backend_port, port=self.port,
-                                 keepalive=KEEPALIVE_S, nofile=nofile(), maxconn=max_conns())
-        path = os.path.join(self.tmp, "nginx.conf")
+                                 label=self.label, log_buffer=buf, backend=self.backend_port,
+                                 port=self.port, listen_ssl=" ssl" if self.tls else "",
+                                 server_tls=tls, keepalive=KEEPALIVE_S, nofile=nofile(),
+                                 maxconn=max_conns())
+        path = os.path.join(self.tmp, "%s.conf" % self.label)
         with open(path, "w") as f:
             f.write(conf)
-        return ["nginx", "-p", self.tmp, "-c", path, "-e", os.path.join(self.tmp, "nginx-error.log")]
+        return ["nginx", "-p", self.tmp, "-c", path, "-e",
+                os.path.join(self.tmp, "%s-error.log" % self.label)]
 
     def version(self):
         return run_out(["nginx", "-v"]).strip()
@@ -323,13 +367,13 @@ defaults
     timeout http-request 10s
 
 frontend fe
-    bind 127.0.0.1:{port}
+    bind 127.0.0.1:{port}{bind_tls}
     http-request capture req.hdr(host) len 64
     http-request capture req.hdr(user-agent) len 128
     unique-id-format %{{+X}}o%ci:%cp_%fi:%fp_%Ts_%rt:%pid
     unique-id-header X-Request-ID
     option forwardfor
-    http-request set-header X-Forwarded-Proto http
+    http-request set-header X-Forwarded-Proto {scheme}
     http-request set-header X-Forwarded-Host %[req.hdr(host)]
     http-response set-header X-Request-ID %[unique-id]
     default_backend be
@@ -343,14 +387,17 @@ class Haproxy(Proxy):
     name = "haproxy"
 
     def command(self):
-        path = os.path.join(self.tmp, "haproxy.cfg")
+        path = os.path.join(self.tmp, "%s.cfg" % self.label)
+        # HAProxy reads the certificate and its key from one PEM file
+        bind_tls = " ssl crt %s ssl-min-ver TLSv1.2" % self.tls.combined if self.tls else ""
         with open(path, "w") as f:
             f.write(HAPROXY_CFG.format(port=self.port, backend=self.backend_port,
                                        keepalive=KEEPALIVE_S, nofile=nofile(),
-                                       maxconn=max_conns()))
+                                       maxconn=max_conns(), bind_tls=bind_tls,
+                                       scheme=self.scheme))
         # "log stdout": every line is one write() to stdout, which the shell
         # wrapper sends to a file (HAProxy has no buffered file log)
-        log = os.path.join(self.tmp, "haproxy-access.log")
+        log = os.path.join(self.tmp, "%s-access.log" % self.label)
         return ["sh", "-c", 'exec haproxy -db -f "$0" > "$1"', path, log]
 
     def version(self):
@@ -393,9 +440,9 @@ def parse_wrk(out):
     return res
 
 
-def wrk(port, seconds):
+def wrk(port, seconds, scheme="http"):
     cmd = ["taskset", "-c", str(LOAD_CPU), "wrk", "-t1", "-c%d" % CONNS, "-d%ds" % seconds,
-           "--latency", "http://127.0.0.1:%d/" % port]
+           "--latency", "%s://127.0.0.1:%d/" % (scheme, port)]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60).stdout
 
 
@@ -403,7 +450,7 @@ def measure(proxy):
     """One wrk run against proxy with CPU accounting around it."""
     pids = proxy.pids()
     cpu0, sys0, t0 = cpu_seconds(pids), cpu_times(), time.monotonic()
-    out = wrk(proxy.port, DURATION)
+    out = wrk(proxy.port, DURATION, proxy.scheme)
     cpu1, sys1, t1 = cpu_seconds(pids), cpu_times(), time.monotonic()
     res = parse_wrk(out)
     res["cpu_s"] = cpu1 - cpu0
@@ -482,10 +529,8 @@ def ratios(med, idle, base):
                                          idle.get(base, {}).get("bytes_per_conn"))}
 
 
-def print_report(med, rat, idle, missing):
-    print()
-    print("Median of %d alternating runs, %d s each, wrk -t1 -c%d; proxy on CPU %d, "
-          "testd and wrk on CPU %d" % (RUNS, DURATION, CONNS, PROXY_CPU, LOAD_CPU))
+def print_table(med, missing):
+    """One line of medians per proxy, then why any is missing."""
     print("%-11s %10s %9s %9s %12s %7s %10s %10s" % ("proxy", "req/s", "p50 ms", "p99 ms",
                                                    "CPU us/req", "errors", "proxy CPU", "load CPU"))
     for name, m in med.items():
@@ -495,13 +540,10 @@ def print_report(med, rat, idle, missing):
             fmt(m["load_cpu_busy_pct"], ".0f")))
     for name, why in missing.items():
         print("%-11s %s" % (name, why))
-    for base, r in rat.items():
-        if r is None:
-            continue
-        print("switchyard/%-8s req/s %sx (target >= 1.2)  CPU/req %sx (target <= 0.8)  "
-              "p99 %sx (target <= 1.0)  idle memory %sx (target <= 1.0)" % (
-                  base, fmt(r["rps"], ".2f"), fmt(r["cpu_us_per_req"], ".2f"),
-                  fmt(r["p99_ms"], ".2f"), fmt(r["idle_bytes_per_conn"], ".2f")))
+
+
+def print_notes(med):
+    """Warnings that make a run's figures suspect."""
     for name, m in med.items():
         if m["other_on_proxy_cpu_pct"] is not None and m["other_on_proxy_cpu_pct"] > 10:
             print("warning: other processes took %.0f%% of CPU %d during %s's runs: the machine "
@@ -510,6 +552,36 @@ def print_report(med, rat, idle, missing):
         if m["load_cpu_busy_pct"] is not None and m["load_cpu_busy_pct"] > 95:
             print("note: CPU %d (testd + wrk) was saturated during %s's runs: its req/s is "
                   "bounded by the load side; compare CPU us/req" % (LOAD_CPU, name))
+
+
+def print_tls_report(med, rat, missing, negotiated):
+    print()
+    print("TLS keep-alive: median of %d alternating runs, %d s each, wrk -t1 -c%d over https; "
+          "proxy on CPU %d, testd and wrk on CPU %d" % (RUNS, DURATION, CONNS, PROXY_CPU,
+                                                       LOAD_CPU))
+    print("negotiated: %s" % ", ".join("%s %s" % kv for kv in negotiated.items()))
+    print_table(med, missing)
+    for base, r in rat.items():
+        if r is not None:
+            print("switchyard/%-8s TLS req/s %sx  CPU/req %sx  p99 %sx" % (
+                base, fmt(r["rps"], ".2f"), fmt(r["cpu_us_per_req"], ".2f"),
+                fmt(r["p99_ms"], ".2f")))
+    print_notes(med)
+
+
+def print_report(med, rat, idle, missing):
+    print()
+    print("Median of %d alternating runs, %d s each, wrk -t1 -c%d; proxy on CPU %d, "
+          "testd and wrk on CPU %d" % (RUNS, DURATION, CONNS, PROXY_CPU, LOAD_CPU))
+    print_table(med, missing)
+    for base, r in rat.items():
+        if r is None:
+            continue
+        print("switchyard/%-8s req/s %sx (target >= 1.2)  CPU/req %sx (target <= 0.8)  "
+              "p99 %sx (target <= 1.0)  idle memory %sx (target <= 1.0)" % (
+                  base, fmt(r["rps"], ".2f"), fmt(r["cpu_us_per_req"], ".2f"),
+                  fmt(r["p99_ms"], ".2f"), fmt(r["idle_bytes_per_conn"], ".2f")))
+    print_notes(med)
     if idle:
         print()
         print("Idle keep-alive connections (%d): RSS growth per connection" % idle_conns())
@@ -536,19 +608,96 @@ def machine():
             "python": platform.python_version()}
 
 
-def start_proxies(tmp, backend_port, missing):
+def start_proxies(tmp, backend_port, missing, tls=None):
     classes = {"switchyard": Switchyard, "nginx": Nginx, "haproxy": Haproxy}
     proxies = []
     for name in PROXIES:
         if name == "switchyard" and not os.access(SWITCHYARD, os.X_OK):
             missing[name] = "missing: %s is not built (run make); not measured" % SWITCHYARD
             continue
-        p = classes[name](tmp, backend_port)
+        p = classes[name](tmp, backend_port, tls)
         if p.start():
             proxies.append(p)
         else:
             missing[name] = "failed: " + p.error
     return proxies
+
+
+class Cert:
+    """The certificate every proxy terminates TLS with: cert and key (PEM
+    paths), combined (both in one file, as HAProxy reads them)."""
+
+    def __init__(self, tmp):
+        self.cert = os.path.join(tmp, "bench-tls.pem")
+        self.key = os.path.join(tmp, "bench-tls.key")
+        self.combined = os.path.join(tmp, "bench-tls-combined.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:P-256", "-nodes", "-keyout", self.key, "-out",
+                        self.cert, "-subj", "/CN=localhost", "-days", "30", "-addext",
+                        "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+                       check=True, capture_output=True, timeout=60)
+        with open(self.combined, "wb") as out:
+            for path in (self.cert, self.key):
+                with open(path, "rb") as f:
+                    out.write(f.read())
+
+
+def negotiated(port):
+    """Protocol and cipher that a client with OpenSSL's defaults (as wrk
+    is) gets from the proxy on port, e.g. "TLSv1.3 TLS_AES_256_GCM_SHA384"."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+            with client_tls().wrap_socket(raw, server_hostname="localhost") as s:
+                return "%s %s" % (s.version(), s.cipher()[0])
+    except OSError as e:
+        return "handshake failed: %s" % e
+
+
+def run_rounds(proxies, runs, missing):
+    """Warm-up, then RUNS alternating rounds of measure(); returns the
+    proxies still alive. runs and missing are keyed by proxy name."""
+    for p in proxies:
+        print("bench: %s on 127.0.0.1:%d, warming up" % (p.label, p.port), flush=True)
+        wrk(p.port, 2, p.scheme)
+        runs[p.name] = []
+    alive = list(proxies)
+    for i in range(RUNS):
+        # rotate the order each round so no proxy always runs first
+        k = i % len(alive) if alive else 0
+        for p in alive[k:] + alive[:k]:
+            r = measure(p)
+            runs[p.name].append(r)
+            print("bench: round %d/%d %-10s %8.0f req/s  p99 %s ms  %s us/req  %d errors" % (
+                i + 1, RUNS, p.label, r["rps"], fmt(r["p99_ms"], ".3f"),
+                fmt(r["cpu_us_per_req"], ".2f"), r["errors"]), flush=True)
+            if p.proc.poll() is not None:
+                missing[p.name] = "died during round %d (exit status %d): %s" % (
+                    i + 1, p.proc.returncode, p.output()[-1000:])
+                print("bench: %s %s" % (p.label, missing[p.name]), flush=True)
+                alive.remove(p)
+    return alive
+
+
+def run_tls(tmp, backend_port, proxies):
+    """The TLS scenario; its proxies are appended to proxies (stopped by
+    the caller). Returns its part of the results."""
+    missing, runs, seen = {}, {}, {}
+    try:
+        cert = Cert(tmp)
+    except (OSError, subprocess.SubprocessError) as e:
+        print("bench: TLS scenario skipped: no certificate (openssl: %s)" % e, flush=True)
+        return {"missing": {"all": "no certificate: %s" % e}}
+    started = start_proxies(tmp, backend_port, missing, tls=cert)
+    proxies += started
+    for p in started:
+        seen[p.name] = negotiated(p.port)
+    run_rounds(started, runs, missing)
+    for p in started:
+        p.stop()
+    med = summarize(runs)
+    rat = {base: ratios(med, {}, base) for base in ("nginx", "haproxy")}
+    return {"missing": missing, "runs": runs, "median": med, "ratios": rat,
+            "negotiated": seen}
 
 
 def raise_nofile():
@@ -569,7 +718,7 @@ def raise_nofile():
 def main():
     raise_nofile()
     tmp = tempfile.mkdtemp(prefix="sy-bench-")
-    missing, runs, idle = {}, {}, {}
+    missing, runs, idle, tls = {}, {}, {}, None
     backend_port = free_port()
     testd = subprocess.Popen(["taskset", "-c", str(LOAD_CPU), TESTD, "--quiet", "--listen",
                               "127.0.0.1:%d=bench" % backend_port])
@@ -577,30 +726,17 @@ def main():
     try:
         if not wait_port(backend_port, testd):
             sys.exit("bench: build/testd did not start")
-        proxies = start_proxies(tmp, backend_port, missing)
-        for p in proxies:
-            print("bench: %s on 127.0.0.1:%d, warming up" % (p.name, p.port), flush=True)
-            wrk(p.port, 2)
-            runs[p.name] = []
-        alive = list(proxies)
-        for i in range(RUNS):
-            # rotate the order each round so no proxy always runs first
-            k = i % len(alive) if alive else 0
-            for p in alive[k:] + alive[:k]:
-                r = measure(p)
-                runs[p.name].append(r)
-                print("bench: round %d/%d %-10s %8.0f req/s  p99 %s ms  %s us/req  %d errors" % (
-                    i + 1, RUNS, p.name, r["rps"], fmt(r["p99_ms"], ".3f"),
-                    fmt(r["cpu_us_per_req"], ".2f"), r["errors"]), flush=True)
-                if p.proc.poll() is not None:
-                    missing[p.name] = "died during round %d (exit status %d): %s" % (
-                        i + 1, p.proc.returncode, p.output()[-1000:])
-                    print("bench: %s %s" % (p.name, missing[p.name]), flush=True)
-                    alive.remove(p)
-        if IDLE_CONNS > 0:
-            for p in alive:
-                print("bench: %d idle connections to %s" % (idle_conns(), p.name), flush=True)
-                idle[p.name] = idle_test(p)
+        if "plain" in SCENARIOS:
+            proxies = start_proxies(tmp, backend_port, missing)
+            alive = run_rounds(proxies, runs, missing)
+            if IDLE_CONNS > 0:
+                for p in alive:
+                    print("bench: %d idle connections to %s" % (idle_conns(), p.name), flush=True)
+                    idle[p.name] = idle_test(p)
+            for p in proxies:
+                p.stop()    # the TLS scenario runs alone
+        if "tls" in SCENARIOS:
+            tls = run_tls(tmp, backend_port, proxies)
     finally:
         for p in proxies:
             p.stop()
@@ -609,27 +745,41 @@ def main():
     log_bytes = access_log_sizes(tmp)
     med = summarize(runs)
     rat = {base: ratios(med, idle, base) for base in ("nginx", "haproxy")}
-    print_report(med, rat, idle, missing)
+    if "plain" in SCENARIOS:
+        print_report(med, rat, idle, missing)
     result = {"machine": machine(), "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
               "params": {"runs": RUNS, "duration_s": DURATION, "conns": CONNS,
                          "idle_conns": idle_conns(), "nofile": nofile(), "proxy_cpu": PROXY_CPU, "load_cpu": LOAD_CPU,
-                         "nginx_log_buffer": NGINX_LOG_BUFFER},
+                         "nginx_log_buffer": NGINX_LOG_BUFFER,
+                         "scenarios": SCENARIOS},
               "versions": {p.name: p.version() for p in proxies},
               "missing": missing, "runs": runs, "median": med, "ratios": rat, "idle": idle,
               "access_log_bytes": log_bytes, "workdir": tmp}
+    if tls is not None:
+        tls["access_log_bytes"] = access_log_sizes(tmp, "-tls")
+        result["tls"] = tls
     os.makedirs(os.path.dirname(OUT), exist_ok=True)
     with open(OUT, "w") as f:
         json.dump(result, f, indent=2)
-    print("access logs written (bytes): %s" % ", ".join("%s %d" % kv for kv in log_bytes.items()))
+    if "plain" in SCENARIOS:
+        print("access logs written (bytes): %s" % ", ".join("%s %d" % kv
+                                                            for kv in log_bytes.items()))
+    if tls is not None and "median" in tls:
+        print_tls_report(tls["median"], tls["ratios"], tls["missing"], tls["negotiated"])
+        print("TLS access logs written (bytes): %s" % ", ".join(
+            "%s %d" % kv for kv in tls["access_log_bytes"].items()))
+    elif tls is not None:
+        print("\nTLS keep-alive: not measured: %s" % tls["missing"]["all"])
     print("\nbench: results in %s (configurations and logs in %s)" % (OUT, tmp))
 
 
-def access_log_sizes(tmp):
+def access_log_sizes(tmp, suffix=""):
     """Bytes each proxy logged (proof that logging was on); the logs are
-    deleted unless BENCH_KEEP_LOGS is set: they reach hundreds of MB."""
+    deleted unless BENCH_KEEP_LOGS is set: they reach hundreds of MB.
+    suffix: "-tls" for the TLS scenario's logs."""
     sizes = {}
     for name in ("switchyard", "nginx", "haproxy"):
-        path = os.path.join(tmp, "%s-access.log" % name)
+        path = os.path.join(tmp, "%s%s-access.log" % (name, suffix))
         if os.path.exists(path):
             sizes[name] = os.path.getsize(path)
             if os.environ.get("BENCH_KEEP_LOGS") is None:

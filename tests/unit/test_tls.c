@@ -570,6 +570,24 @@ static struct sy_tls_server *open_session(struct pair *p, SSL_CTX *ctx)
     return s;
 }
 
+/* The first bytes of a record are not "pending": only the socket can complete them. */
+static void test_partial_record_not_pending(void **state)
+{
+    SSL_CTX *ctx = client_ctx(TLS1_3_VERSION);
+    struct pair p;
+    struct sy_tls_server *s = open_session(&p, ctx);
+    char buf[64];
+
+    (void)state;
+    assert_int_equal(write(p.cli.fd, "\x17\x03\x03", 3), 3);
+    assert_int_equal(sy_tls_read(p.srv.tc, buf, sizeof(buf)), -1);
+    assert_int_equal(errno, EAGAIN);
+    assert_false(sy_tls_pending(p.srv.tc));
+    pair_close(&p);
+    SSL_CTX_free(ctx);
+    sy_tls_server_free(s);
+}
+
 static void test_read_small(void **state)
 {
     SSL_CTX *ctx = client_ctx(TLS1_3_VERSION);
@@ -1003,6 +1021,7 @@ int main(void)
         cmocka_unit_test(test_tls12_accepted),
         cmocka_unit_test(test_alpn),
         cmocka_unit_test(test_read_small),
+        cmocka_unit_test(test_partial_record_not_pending),
         cmocka_unit_test(test_writev_large),
         cmocka_unit_test(test_writev_coalesces),
         cmocka_unit_test(test_resumption),
