@@ -28,6 +28,7 @@ struct sy_check_status {
     int64_t changed_ms;         /* wall clock of the last health change; 0: none */
     int last_status;            /* HTTP status of the last check; 0: no answer */
     int successes, failures;    /* in a row, toward rise and fall */
+    uint64_t total_ok, total_failed;    /* switchyard_upstream_health_checks_total */
     char last_error[128];       /* why the last check failed; "" after a success */
 };
 

@@ -387,15 +387,60 @@ uint64_t sy_log_dropped(enum sy_log_stream stream)
     return atomic_load(&g.files[stream].dropped);
 }
 
+/*
+ * Under a flood (a scanner's bad requests, a token guesser) each thread
+ * writes at most SECURITY_EVENTS_PER_S lines of one event a second; the
+ * next line of that event written says how many were left out.
+ */
+#define SECURITY_EVENTS_PER_S 50
+
+struct flood_window {
+    const char *event;          /* a string literal: compared by content */
+    int64_t second;
+    unsigned written;
+    uint64_t suppressed;
+};
+
+static _Thread_local struct flood_window flood_windows[8];
+
+/* Whether to write this event now; *suppressed gets the count to report. */
+static bool flood_admit(const char *event, int64_t now_ms, uint64_t *suppressed)
+{
+    struct flood_window *w = NULL;
+    size_t n = sizeof(flood_windows) / sizeof(flood_windows[0]);
+
+    for (size_t i = 0; i < n && !w; i++)
+        if (!flood_windows[i].event || strcmp(flood_windows[i].event, event) == 0)
+            w = &flood_windows[i];
+    if (!w)
+        w = &flood_windows[n - 1];  /* more kinds than slots: they share the last */
+    if (w->event != event && (!w->event || strcmp(w->event, event) != 0))
+        *w = (struct flood_window){.event = event};
+    if (now_ms / 1000 != w->second) {
+        w->second = now_ms / 1000;
+        w->written = 0;
+    }
+    if (w->written >= SECURITY_EVENTS_PER_S) {
+        w->suppressed++;
+        return false;
+    }
+    w->written++;
+    *suppressed = w->suppressed;
+    w->suppressed = 0;
+    return true;
+}
+
 void sy_log_security(const char *event, const char *client_ip, const char *country,
                      const char *reason, const struct sy_log_field *fields, size_t nfields)
 {
     char buf[2048], ts[32];
     struct sy_jline l = {buf, buf + sizeof(buf), false};
+    int64_t now_ms = wall_now_ms();
+    uint64_t suppressed = 0;
 
-    if (!sy_log_enabled(SY_LOG_SECURITY))
+    if (!sy_log_enabled(SY_LOG_SECURITY) || !flood_admit(event, now_ms, &suppressed))
         return;
-    sy_log_format_ts(ts, wall_now_ms());
+    sy_log_format_ts(ts, now_ms);
     SY_JL_LIT(&l, "{\"ts\":\"");
     sy_jl_put(&l, ts, strlen(ts));
     SY_JL_LIT(&l, "\",\"event\":");
@@ -418,6 +463,10 @@ void sy_log_security(const char *event, const char *client_ip, const char *count
         } else {
             sy_jl_uint(&l, (uint64_t)fields[i].num);
         }
+    }
+    if (suppressed) {
+        SY_JL_LIT(&l, ",\"suppressed\":");
+        sy_jl_uint(&l, suppressed);
     }
     SY_JL_LIT(&l, "}\n");
     if (l.overflow) {

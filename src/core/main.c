@@ -18,6 +18,7 @@
 #include "sy_auto.h"
 #include "core/conf.h"
 #include "core/process.h"
+#include "admin/admin.h"
 #include "http/conn.h"
 
 #define DEFAULT_PID_FILE "switchyard.pid"
@@ -120,9 +121,13 @@ int main(int argc, char **argv)
     struct sy_conf *conf;
     if (load(&opts.source, &conf) < 0)
         return 1;
+    static const struct sy_main_service *const services[] = {
+        &sy_admin_service, NULL,
+    };
     static const struct sy_process_hooks hooks = {
         .prepare_conf = sy_http_prepare_conf,
         .worker = &sy_http_worker_hooks,
+        .services = services,
     };
     if (test_only) {
         /* What serving would build (TLS contexts: certificates and keys load) */

@@ -84,7 +84,11 @@ class Gateway:
         self.own_tmp = workdir is None
         self.tmp = workdir or tempfile.mkdtemp(prefix="sy-gw-")
         os.makedirs(os.path.join(self.tmp, "logs"), exist_ok=True)
-        self.config = resolve(config, self.tmp)
+        # The admin listener defaults to 127.0.0.1:9901: gateways of tests
+        # that run at the same time would collide there, so a configuration
+        # without "admin" gets a free port of its own (kept across rewrites).
+        self.default_admin = {"listen": "127.0.0.1:%d" % ports.free_port()}
+        self.config = self._with_admin(resolve(config, self.tmp))
         self.config_path = os.path.join(self.tmp, "switchyard.json")
         self.binary = binary or root_path("build", "switchyard")
         self.env = dict(os.environ, **(env or {}))
@@ -96,9 +100,14 @@ class Gateway:
         """(Re)write the configuration file, e.g. before reload(); config
         replaces the current one ("{tmp}" resolved)."""
         if config is not None:
-            self.config = resolve(config, self.tmp)
+            self.config = self._with_admin(resolve(config, self.tmp))
         with open(self.config_path, "w") as f:
             json.dump(self.config, f, indent=2)
+
+    def _with_admin(self, config):
+        if isinstance(config, dict) and "admin" not in config:
+            config = dict(config, admin=self.default_admin)
+        return config
 
     def addrs(self):
         """(host, port) of every listener in listen[]."""

@@ -1,0 +1,278 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * admin_api.c: the endpoints of issue 5 (SPEC.md, Admin API; the contract
+ * is docs/admin-api.md): probes, metrics, status, pools, drain and
+ * reload. Each handler reads the live snapshot on the main thread; health
+ * and drain come from the instances' live state (core/live.h).
+ */
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <netinet/in.h>
+
+#include "sy_auto.h"
+#include "admin_internal.h"
+#include "core/live.h"
+#include "core/log.h"
+#include "core/process.h"
+#include "http/balance.h"
+#include "metrics.h"
+
+static const char *const slot_names[] = {"blue", "green"};
+static const char *const balance_names[] = {"round_robin", "least_conn", "ip_hash"};
+static const char *const health_names[] = {"unknown", "up", "down"};
+
+/* ---- probes and metrics ---- */
+
+static void get_health(struct sy_admin_req *r)
+{
+    sy_admin_reply_json(r, 200, json_pack("{s:s}", "status", "ok"));
+}
+
+static bool service_ready(const struct sy_service *svc, int64_t now_ms)
+{
+    return sy_pool_healthy(svc->slot_pool[svc->active], now_ms);
+}
+
+static void get_ready(struct sy_admin_req *r)
+{
+    json_t *names = json_array();
+
+    for (size_t i = 0; names && i < r->conf->nservices; i++)
+        if (!service_ready(&r->conf->services[i], r->now_ms))
+            json_array_append_new(names, json_string(r->conf->services[i].name));
+    if (names && json_array_size(names) == 0) {
+        json_decref(names);
+        sy_admin_reply_json(r, 200, json_pack("{s:s}", "status", "ready"));
+    } else {
+        sy_admin_reply_json(r, 503, json_pack("{s:s,s:o*}", "status", "not_ready",
+                                              "services", names));
+    }
+}
+
+static void get_metrics(struct sy_admin_req *r)
+{
+    struct evbuffer *buf = evbuffer_new();
+
+    if (!buf || sy_admin_metrics_write(buf, r->conf, r->now_ms) < 0) {
+        if (buf)
+            evbuffer_free(buf);
+        sy_admin_reply_error(r, 500, "out of memory");
+        return;
+    }
+    sy_admin_reply_buffer(r, 200, SY_METRICS_CONTENT_TYPE, buf);
+    evbuffer_free(buf);
+}
+
+/* ---- status ---- */
+
+static json_t *service_json(const struct sy_service *svc, int64_t now_ms)
+{
+    return json_pack("{s:s,s:s,s:{s:s,s:s},s:i,s:b}", "name", svc->name,
+                     "active", slot_names[svc->active],
+                     "pools", "blue", svc->slot_pool[SY_SLOT_BLUE]->name,
+                     "green", svc->slot_pool[SY_SLOT_GREEN]->name,
+                     "canary_weight", svc->canary.weight,
+                     "ready", service_ready(svc, now_ms));
+}
+
+static json_t *pool_summary_json(const struct sy_pool *pool, int64_t now_ms)
+{
+    size_t healthy = 0, usable = 0;
+
+    for (size_t i = 0; i < pool->ninstances; i++) {
+        healthy += sy_live_healthy(pool->instances[i].live, now_ms);
+        usable += sy_live_usable(pool->instances[i].live, now_ms);
+    }
+    return json_pack("{s:s,s:I,s:I,s:I}", "name", pool->name,
+                     "instances", (json_int_t)pool->ninstances,
+                     "healthy", (json_int_t)healthy, "usable", (json_int_t)usable);
+}
+
+static void get_status(struct sy_admin_req *r)
+{
+    const struct sy_conf *conf = r->conf;
+    struct sy_reload_counts reloads = sy_process_reload_counts();
+    json_t *services = json_array(), *pools = json_array();
+
+    for (size_t i = 0; services && i < conf->nservices; i++)
+        json_array_append_new(services, service_json(&conf->services[i], r->now_ms));
+    for (size_t i = 0; pools && i < conf->npools; i++)
+        json_array_append_new(pools, pool_summary_json(&conf->pools[i], r->now_ms));
+    sy_admin_reply_json(r, 200, json_pack(
+        "{s:s,s:I,s:I,s:i,s:s,s:{s:I,s:I},s:o*,s:o*}",
+        "version", SY_VERSION, "pid", (json_int_t)getpid(),
+        "uptime_s", (json_int_t)sy_admin_uptime_s(), "workers", conf->workers,
+        "config_file", conf->file ? conf->file : "",
+        "reloads", "success", (json_int_t)reloads.success,
+        "failure", (json_int_t)reloads.failure,
+        "services", services, "pools", pools));
+}
+
+/* ---- pools ---- */
+
+static json_t *timestamp_json(int64_t wall_ms)
+{
+    char ts[32];
+
+    if (wall_ms <= 0)
+        return json_null();
+    sy_log_format_ts(ts, wall_ms);
+    return json_string(ts);
+}
+
+/* The one word an operator reads: drained > ejected > health. */
+static const char *instance_state(const struct sy_instance_live *live, int64_t now_ms)
+{
+    if (atomic_load_explicit(&live->drained, memory_order_relaxed))
+        return "drained";
+    if (atomic_load_explicit(&live->ejected_until_ms, memory_order_relaxed) > now_ms)
+        return "ejected";
+    return health_names[atomic_load_explicit(&live->health, memory_order_relaxed)];
+}
+
+static json_t *instance_json(const struct sy_pool *pool, const struct sy_instance *inst,
+                             int64_t now_ms)
+{
+    const struct sy_instance_live *live = inst->live;
+    const struct sy_check_status *check = &live->check;
+    int64_t until = atomic_load_explicit(&live->ejected_until_ms, memory_order_relaxed);
+    bool checked = check->last_ms > 0;
+
+    return json_pack(
+        "{s:s,s:i,s:s,s:s,s:b,s:o,s:I,s:{s:o,s:o,s:o}}",
+        "addr", inst->addr.text, "weight", inst->weight,
+        "state", instance_state(live, now_ms),
+        "health", health_names[atomic_load_explicit(&live->health, memory_order_relaxed)],
+        "drained", atomic_load_explicit(&live->drained, memory_order_relaxed),
+        "ejected_until", timestamp_json(until > now_ms ? until : 0),
+        "in_flight", (json_int_t)sy_balance_in_flight(pool, inst),
+        "last_check",
+        "at", timestamp_json(check->last_ms),
+        "status", checked && check->last_status ? json_integer(check->last_status) : json_null(),
+        "error", checked && check->last_error[0] ? json_string(check->last_error) : json_null());
+}
+
+static json_t *pool_json(const struct sy_pool *pool, int64_t now_ms)
+{
+    json_t *instances = json_array();
+
+    for (size_t i = 0; instances && i < pool->ninstances; i++)
+        json_array_append_new(instances, instance_json(pool, &pool->instances[i], now_ms));
+    return json_pack("{s:s,s:s,s:b,s:o*}", "name", pool->name,
+                     "balance", balance_names[pool->balance],
+                     "health_checks", pool->health.enabled, "instances", instances);
+}
+
+static void get_pools(struct sy_admin_req *r)
+{
+    json_t *pools = json_array();
+
+    for (size_t i = 0; pools && i < r->conf->npools; i++)
+        json_array_append_new(pools, pool_json(&r->conf->pools[i], r->now_ms));
+    sy_admin_reply_json(r, 200, json_pack("{s:o*}", "pools", pools));
+}
+
+/* ---- drain ---- */
+
+/* "ip:port" or "[ip6]:port" of a resolved address, to match what ctl users type. */
+static void numeric_addr(const struct sy_addr *addr, char *out, size_t outlen)
+{
+    char ip[64];
+    unsigned port = 0;
+
+    sy_addr_ip_text((const struct sockaddr *)&addr->ss, ip, sizeof(ip));
+    if (addr->ss.ss_family == AF_INET6) {
+        port = ntohs(((const struct sockaddr_in6 *)&addr->ss)->sin6_port);
+        snprintf(out, outlen, "[%s]:%u", ip, port);
+    } else {
+        port = ntohs(((const struct sockaddr_in *)&addr->ss)->sin_port);
+        snprintf(out, outlen, "%s:%u", ip, port);
+    }
+}
+
+/* The instance written addr in the configuration, else the one at that address. */
+static const struct sy_instance *find_instance(const struct sy_pool *pool, const char *addr)
+{
+    char numeric[96];
+
+    for (size_t i = 0; i < pool->ninstances; i++)
+        if (strcmp(pool->instances[i].addr.text, addr) == 0)
+            return &pool->instances[i];
+    for (size_t i = 0; i < pool->ninstances; i++) {
+        numeric_addr(&pool->instances[i].addr, numeric, sizeof(numeric));
+        if (strcmp(numeric, addr) == 0)
+            return &pool->instances[i];
+    }
+    return NULL;
+}
+
+static void set_drained(struct sy_admin_req *r, bool drained)
+{
+    const char *pool_name = r->args[0], *addr = r->args[1];
+    const struct sy_pool *pool = sy_conf_pool(r->conf, pool_name);
+    const struct sy_instance *inst;
+
+    if (!pool) {
+        sy_admin_reply_error(r, 404, "unknown pool \"%s\"", pool_name);
+        return;
+    }
+    if (!(inst = find_instance(pool, addr))) {
+        sy_admin_reply_error(r, 404, "pool \"%s\" has no instance \"%s\"", pool->name, addr);
+        return;
+    }
+    /* Workers read it with relaxed loads: their next pick skips it. */
+    atomic_store(&inst->live->drained, drained);
+    static const char *const names[] = {"pool", "instance"};
+    const char *values[] = {pool->name, inst->addr.text};
+    sy_admin_log_action(r, drained ? "drain" : "undrain", NULL, names, values, 2);
+    sy_admin_reply_json(r, 200, json_pack("{s:s,s:s,s:b}", "pool", pool->name,
+                                          "instance", inst->addr.text, "drained", drained));
+}
+
+static void post_drain(struct sy_admin_req *r)
+{
+    set_drained(r, true);
+}
+
+static void post_undrain(struct sy_admin_req *r)
+{
+    set_drained(r, false);
+}
+
+/* ---- reload ---- */
+
+static void post_reload(struct sy_admin_req *r)
+{
+    char err[512];
+    static const char *const names[] = {"result"};
+    const char *values[1];
+
+    /* Runs our reconfigure: r->conf may be gone once this returns. */
+    int rc = sy_process_reload(err, sizeof(err));
+    r->conf = sy_admin_conf();
+    values[0] = rc == 0 ? "reloaded" : "refused";
+    sy_admin_log_action(r, "reload", rc == 0 ? NULL : err, names, values, 1);
+    if (rc == 0)
+        sy_admin_reply_json(r, 200, json_pack("{s:s,s:s}", "result", "reloaded", "config_file",
+                                              r->conf->file ? r->conf->file : ""));
+    else
+        sy_admin_reply_error(r, 409, "reload refused: %s", err);
+}
+
+const struct sy_admin_route sy_admin_api_routes[] = {
+    {.pattern = "/health", .methods = ADMIN_GET, .handle = get_health},
+    {.pattern = "/ready", .methods = ADMIN_GET, .handle = get_ready},
+    {.pattern = "/metrics", .methods = ADMIN_GET, .handle = get_metrics},
+    {.pattern = "/api/v1/status", .methods = ADMIN_GET, .handle = get_status},
+    {.pattern = "/api/v1/pools", .methods = ADMIN_GET, .handle = get_pools},
+    {.pattern = "/api/v1/pools/{}/instances/{}/drain", .methods = ADMIN_POST,
+     .handle = post_drain},
+    {.pattern = "/api/v1/pools/{}/instances/{}/undrain", .methods = ADMIN_POST,
+     .handle = post_undrain},
+    {.pattern = "/api/v1/reload", .methods = ADMIN_POST, .handle = post_reload},
+};
+const size_t sy_admin_api_nroutes = sizeof(sy_admin_api_routes) / sizeof(sy_admin_api_routes[0]);

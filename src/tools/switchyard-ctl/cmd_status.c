@@ -1,0 +1,125 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * cmd_status.c: `switchyard-ctl status`, GET /api/v1/status: the gateway
+ * in two lines, then a table of services (active slot, the pool of each
+ * slot, canary weight, ready) and one of pools (instances, healthy, usable).
+ */
+#include <stdio.h>
+
+#include "ctl.h"
+
+static int status_exec(struct ctl *ctl, int argc, char **argv);
+
+const struct ctl_cmd ctl_cmd_status = {
+    .name = "status",
+    .args = "",
+    .summary = "services, active slots, canary weights, pool health",
+    .exec = status_exec,
+};
+
+static void print_gateway(const json_t *st)
+{
+    const json_t *reloads = json_object_get(st, "reloads");
+    char up[32] = "-";
+
+    if (ctl_int(st, "uptime_s", -1) >= 0)
+        ctl_duration(ctl_int(st, "uptime_s", 0), up, sizeof(up));
+    printf("switchyard %s  pid %lld  up %s  workers %lld\n", ctl_str(st, "version", "-"),
+           ctl_int(st, "pid", 0), up, ctl_int(st, "workers", 0));
+    printf("config %s  reloads %lld ok, %lld failed\n\n", ctl_str(st, "config_file", "-"),
+           ctl_int(reloads, "success", 0), ctl_int(reloads, "failure", 0));
+}
+
+/* A later issue adds rollouts: shown when the gateway reports them. */
+static const char *rollout_state(const json_t *svc)
+{
+    const json_t *r = json_object_get(svc, "rollout");
+
+    if (json_is_string(r))
+        return json_string_value(r);
+    return json_is_object(r) ? ctl_str(r, "state", NULL) : NULL;
+}
+
+static void print_services(struct ctl *ctl, const json_t *services)
+{
+    const json_t *svc;
+    size_t i;
+    int rollouts = 0;
+    struct ctl_table *t;
+
+    json_array_foreach(services, i, svc)
+        rollouts |= rollout_state(svc) != NULL;
+    t = ctl_table_new(rollouts ? 7 : 6);
+    ctl_table_add(t, CTL_PLAIN, "SERVICE");
+    ctl_table_add(t, CTL_PLAIN, "ACTIVE");
+    ctl_table_add(t, CTL_PLAIN, "BLUE");
+    ctl_table_add(t, CTL_PLAIN, "GREEN");
+    ctl_table_add(t, CTL_PLAIN, "CANARY");
+    if (rollouts)
+        ctl_table_add(t, CTL_PLAIN, "ROLLOUT");
+    ctl_table_add(t, CTL_PLAIN, "READY");
+    json_array_foreach(services, i, svc) {
+        const json_t *pools = json_object_get(svc, "pools");
+        const json_t *ready = json_object_get(svc, "ready");
+        long long weight = ctl_int(svc, "canary_weight", -1);
+
+        ctl_table_add(t, CTL_PLAIN, "%s", ctl_str(svc, "name", "-"));
+        ctl_table_add(t, CTL_PLAIN, "%s", ctl_str(svc, "active", "-"));
+        ctl_table_add(t, CTL_PLAIN, "%s", ctl_str(pools, "blue", "-"));
+        ctl_table_add(t, CTL_PLAIN, "%s", ctl_str(pools, "green", "-"));
+        if (weight >= 0)
+            ctl_table_add(t, weight ? CTL_YELLOW : CTL_PLAIN, "%lld%%", weight);
+        else
+            ctl_table_add(t, CTL_PLAIN, "-");
+        if (rollouts)
+            ctl_table_add(t, CTL_PLAIN, "%s", rollout_state(svc) ? rollout_state(svc) : "-");
+        if (json_is_boolean(ready))
+            ctl_table_add(t, json_is_true(ready) ? CTL_GREEN : CTL_RED, "%s",
+                          json_is_true(ready) ? "yes" : "no");
+        else
+            ctl_table_add(t, CTL_PLAIN, "-");
+    }
+    ctl_table_print(t, ctl);
+    ctl_table_free(t);
+}
+
+static void print_pools(struct ctl *ctl, const json_t *pools)
+{
+    struct ctl_table *t = ctl_table_new(4);
+    const json_t *pool;
+    size_t i;
+
+    ctl_table_add(t, CTL_PLAIN, "POOL");
+    ctl_table_add(t, CTL_PLAIN, "INSTANCES");
+    ctl_table_add(t, CTL_PLAIN, "HEALTHY");
+    ctl_table_add(t, CTL_PLAIN, "USABLE");
+    json_array_foreach(pools, i, pool) {
+        long long n = ctl_int(pool, "instances", 0);
+        long long healthy = ctl_int(pool, "healthy", 0);
+        long long usable = ctl_int(pool, "usable", 0);
+
+        ctl_table_add(t, CTL_PLAIN, "%s", ctl_str(pool, "name", "-"));
+        ctl_table_add(t, CTL_PLAIN, "%lld", n);
+        ctl_table_add(t, healthy == 0 ? CTL_RED : healthy < n ? CTL_YELLOW : CTL_GREEN, "%lld",
+                      healthy);
+        ctl_table_add(t, usable == 0 ? CTL_RED : CTL_PLAIN, "%lld", usable);
+    }
+    ctl_table_print(t, ctl);
+    ctl_table_free(t);
+}
+
+static int status_exec(struct ctl *ctl, int argc, char **argv)
+{
+    struct ctl_response resp;
+    int rc;
+
+    (void)argc, (void)argv;
+    if ((rc = ctl_call(ctl, "GET", "/api/v1/status", NULL, &resp)) >= 0)
+        return rc;
+    print_gateway(resp.body);
+    print_services(ctl, json_object_get(resp.body, "services"));
+    putchar('\n');
+    print_pools(ctl, json_object_get(resp.body, "pools"));
+    ctl_response_free(&resp);
+    return CTL_OK;
+}
