@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/live.h"
 #include "http/balance.h"
 #include "http/route.h"
 
@@ -52,7 +53,7 @@ bench_pick(const char *name, enum sy_balance balance, const int *weights)
     }
     start = now_ns();
     for (uint32_t k = 0; k < PICKS; k++) {
-        struct sy_instance *picked = sy_balance_pick(&pool, 0, 0, k * 2654435761u, 0);
+        struct sy_instance *picked = sy_balance_pick(&pool, 0, 0, k * 2654435761u, 0, NULL);
 
         sink += picked->index;
         sy_balance_done(&pool, 0, picked);
