@@ -430,6 +430,16 @@ static bool flood_admit(const char *event, int64_t now_ms, uint64_t *suppressed)
     return true;
 }
 
+/*
+ * Only what clients can cause is summarised: health changes, admin actions
+ * and rollout steps are few, and an operator needs every one of them.
+ */
+static bool client_triggered(const char *event)
+{
+    return strcmp(event, "health_change") != 0 && strcmp(event, "admin_action") != 0 &&
+           strcmp(event, "rollout") != 0;
+}
+
 void sy_log_security(const char *event, const char *client_ip, const char *country,
                      const char *reason, const struct sy_log_field *fields, size_t nfields)
 {
@@ -438,7 +448,8 @@ void sy_log_security(const char *event, const char *client_ip, const char *count
     int64_t now_ms = wall_now_ms();
     uint64_t suppressed = 0;
 
-    if (!sy_log_enabled(SY_LOG_SECURITY) || !flood_admit(event, now_ms, &suppressed))
+    if (!sy_log_enabled(SY_LOG_SECURITY) ||
+        (client_triggered(event) && !flood_admit(event, now_ms, &suppressed)))
         return;
     sy_log_format_ts(ts, now_ms);
     SY_JL_LIT(&l, "{\"ts\":\"");

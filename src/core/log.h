@@ -54,7 +54,8 @@ struct sy_log_field {
 /*
  * One security-log line (SPEC.md, Logs): ts, event, client_ip, country,
  * reason, then fields in order. NULL strings are written as "". Under a
- * flood, at most 50 lines of one event a second per thread are written;
+ * flood of an event clients can cause (bad_request, auth_failed, denied,
+ * rate_limited), at most 50 lines of it a second per thread are written;
  * the next one written carries "suppressed": N (the lines left out).
  */
 void sy_log_security(const char *event, const char *client_ip, const char *country,

@@ -20,6 +20,7 @@
 #include "core/process.h"
 #include "admin/admin.h"
 #include "http/conn.h"
+#include "http/health.h"
 
 #define DEFAULT_PID_FILE "switchyard.pid"
 
@@ -122,7 +123,7 @@ int main(int argc, char **argv)
     if (load(&opts.source, &conf) < 0)
         return 1;
     static const struct sy_main_service *const services[] = {
-        &sy_admin_service, NULL,
+        &sy_admin_service, &sy_health_service, NULL,
     };
     static const struct sy_process_hooks hooks = {
         .prepare_conf = sy_http_prepare_conf,
