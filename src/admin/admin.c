@@ -3,7 +3,8 @@
  * admin.c: the admin listener (SPEC.md, Admin API): evhttp on admin.listen
  * on the main thread, routing by the tables of the endpoint groups, bearer
  * token checks and the JSON replies. Every /api/ path needs a token when a
- * token_file is configured; tokens are compared as SHA-256 digests with
+ * token_file is configured, in the Authorization header or the dashboard's
+ * cookie; tokens are compared as SHA-256 digests with
  * CRYPTO_memcmp against every configured one, so the time taken tells
  * neither a token's content nor its length nor which line matched.
  */
@@ -15,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -73,8 +75,10 @@ static const char *reason_phrase(int status)
 {
     switch (status) {
     case 200: return "OK";
+    case 303: return "See Other";
     case 400: return "Bad Request";
     case 401: return "Unauthorized";
+    case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
     case 409: return "Conflict";
@@ -142,7 +146,7 @@ void sy_admin_log_action(const struct sy_admin_req *r, const char *action, const
 }
 
 /* A token guesser's flood is summarised by sy_log_security itself. */
-static void log_auth_failed(const struct sy_admin_req *r, const char *path, const char *reason)
+void sy_admin_log_auth_failed(const struct sy_admin_req *r, const char *path, const char *reason)
 {
     char shown[LOGGED_PATH_MAX + 1];
     const struct sy_log_field field = {.name = "path", .str = shown};
@@ -208,12 +212,12 @@ static const char *bearer_token(const char *value, size_t *len)
 }
 
 /* Index of the matching token line, or -1; visits every line whatever matches. */
-static int match_token(const char *token, size_t len)
+int sy_admin_token_index(const char *token, size_t len)
 {
     token_digest d;
     int found = -1;
 
-    if (digest(token, len, d) < 0)
+    if (admin.tokens_lost || digest(token, len, d) < 0)
         return -1;
     for (size_t i = 0; i < admin.ndigests; i++) {
         int equal = CRYPTO_memcmp(d, admin.digests[i], DIGEST_LEN) == 0;
@@ -225,26 +229,99 @@ static int match_token(const char *token, size_t len)
     return found;
 }
 
-/* 0 when the request may go on (r->token set); else it was answered 401. */
-static int authorize(struct sy_admin_req *r, const char *path)
+/*
+ * The percent-decoded value of our cookie (RFC 6265 section 5.4: "name=value"
+ * pairs split by "; ", in one or more Cookie headers), or NULL when absent
+ * or empty. The caller cleanses and frees it.
+ */
+static char *cookie_token(struct evhttp_request *req, size_t *len)
 {
-    const char *value, *token, *reason;
+    static const char name[] = SY_ADMIN_COOKIE "=";
+    struct evkeyval *h;
+
+    TAILQ_FOREACH(h, evhttp_request_get_input_headers(req), next) {
+        if (strcasecmp(h->key, "Cookie") != 0)
+            continue;
+        for (const char *p = h->value; *p;) {
+            size_t n = strcspn(p, ";");
+            if (n > sizeof(name) - 1 && strncmp(p, name, sizeof(name) - 1) == 0) {
+                char *raw = strndup(p + sizeof(name) - 1, n - (sizeof(name) - 1));
+                char *value = raw ? evhttp_uridecode(raw, 0, len) : NULL;
+                free(raw);
+                if (value && *len > 0 && strlen(value) == *len)
+                    return value;
+                free(value);
+                return NULL;
+            }
+            p += n;
+            p += strspn(p, "; \t");
+        }
+    }
+    return NULL;
+}
+
+/*
+ * A browser sends our cookie with every request to us, whichever page makes
+ * it; SameSite=Strict does not help between two ports of one host (one
+ * "site"), such as an app behind the gateway. So a change authorized by the
+ * cookie alone must come from one of our own pages: browsers send Origin
+ * with every POST, from a form or from fetch().
+ */
+static bool same_origin(struct evhttp_request *req)
+{
+    struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+    const char *origin = evhttp_find_header(in, "Origin");
+    const char *host = evhttp_find_header(in, "Host");
+
+    return origin && host && strncmp(origin, "http://", 7) == 0 &&
+           strcasecmp(origin + 7, host) == 0;
+}
+
+int sy_admin_authenticate(struct sy_admin_req *r, const char **reason)
+{
+    const char *value, *token;
+    char *cookie = NULL;
     size_t len = 0;
+    enum evhttp_cmd_type method = evhttp_request_get_command(r->req);
 
     r->token = -1;
+    *reason = NULL;
     if (!admin.conf->admin.token_file)
         return 0;
     value = evhttp_find_header(evhttp_request_get_input_headers(r->req), "Authorization");
-    if (!value) {
-        reason = "no token";
-    } else if (!(token = bearer_token(value, &len))) {
-        reason = "malformed Authorization header";
-    } else if (admin.tokens_lost || (r->token = match_token(token, len)) < 0) {
-        reason = "wrong token";
+    if (value) {
+        if (!(token = bearer_token(value, &len))) {
+            *reason = "malformed Authorization header";
+            return -1;
+        }
+    } else if ((cookie = cookie_token(r->req, &len)) != NULL) {
+        token = cookie;
     } else {
-        return 0;
+        return -1;
     }
-    log_auth_failed(r, path, reason);
+    if (cookie && method != EVHTTP_REQ_GET && method != EVHTTP_REQ_HEAD &&
+        !same_origin(r->req))
+        *reason = "cookie sent from another origin";
+    else if ((r->token = sy_admin_token_index(token, len)) < 0)
+        *reason = "wrong token";
+    if (cookie) {
+        OPENSSL_cleanse(cookie, len);
+        free(cookie);
+    }
+    return *reason ? -1 : 0;
+}
+
+/* 0 when the request may go on (r->token set); else it was answered 401. */
+static int authorize(struct sy_admin_req *r, const char *path)
+{
+    const char *reason;
+
+    if (sy_admin_authenticate(r, &reason) == 0)
+        return 0;
+    r->token = -1;
+    if (!reason)
+        reason = "no token";
+    sy_admin_log_auth_failed(r, path, reason);
     evhttp_add_header(evhttp_request_get_output_headers(r->req), "WWW-Authenticate", "Bearer");
     sy_admin_reply_error(r, 401, "unauthorized: %s", reason);
     return -1;
@@ -386,7 +463,7 @@ static void dispatch(struct sy_admin_req *r, const char *path)
         for (const char *p = route->pattern; (p = strstr(p, "{}")) != NULL; p += 2)
             nargs++;
         if (decode_args(r, raw, nargs, decoded) == 0 &&
-            (method != ADMIN_POST || parse_body(r) == 0))
+            (method != ADMIN_POST || route->raw_body || parse_body(r) == 0))
             route->handle(r);
         for (size_t k = 0; k < nargs; k++)
             free(decoded[k]);

@@ -18,13 +18,12 @@
 #include "core/live.h"
 #include "core/log.h"
 #include "core/process.h"
+#include "dashboard.h"
 #include "http/balance.h"
 #include "metrics.h"
 
 static const char *const slot_names[] = {"blue", "green"};
 static const char *const balance_names[] = {"round_robin", "least_conn", "ip_hash"};
-static const char *const health_names[] = {"unknown", "up", "down"};
-
 /* ---- probes and metrics ---- */
 
 static void get_health(struct sy_admin_req *r)
@@ -124,16 +123,6 @@ static json_t *timestamp_json(int64_t wall_ms)
     return json_string(ts);
 }
 
-/* The one word an operator reads: drained > ejected > health. */
-static const char *instance_state(const struct sy_instance_live *live, int64_t now_ms)
-{
-    if (atomic_load_explicit(&live->drained, memory_order_relaxed))
-        return "drained";
-    if (atomic_load_explicit(&live->ejected_until_ms, memory_order_relaxed) > now_ms)
-        return "ejected";
-    return health_names[atomic_load_explicit(&live->health, memory_order_relaxed)];
-}
-
 static json_t *instance_json(const struct sy_pool *pool, const struct sy_instance *inst,
                              int64_t now_ms)
 {
@@ -145,8 +134,8 @@ static json_t *instance_json(const struct sy_pool *pool, const struct sy_instanc
     return json_pack(
         "{s:s,s:i,s:s,s:s,s:b,s:o,s:I,s:{s:o,s:o,s:o}}",
         "addr", inst->addr.text, "weight", inst->weight,
-        "state", instance_state(live, now_ms),
-        "health", health_names[atomic_load_explicit(&live->health, memory_order_relaxed)],
+        "state", sy_live_state(live, now_ms),
+        "health", sy_health_name(atomic_load_explicit(&live->health, memory_order_relaxed)),
         "drained", atomic_load_explicit(&live->drained, memory_order_relaxed),
         "ejected_until", timestamp_json(until > now_ms ? until : 0),
         "in_flight", (json_int_t)sy_balance_in_flight(pool, inst),
@@ -274,5 +263,14 @@ const struct sy_admin_route sy_admin_api_routes[] = {
     {.pattern = "/api/v1/pools/{}/instances/{}/undrain", .methods = ADMIN_POST,
      .handle = post_undrain},
     {.pattern = "/api/v1/reload", .methods = ADMIN_POST, .handle = post_reload},
+    /* the live dashboard: dashboard.c */
+    {.pattern = "/", .methods = ADMIN_GET, .handle = sy_admin_dashboard_page},
+    {.pattern = "/dashboard.js", .methods = ADMIN_GET, .handle = sy_admin_dashboard_js},
+    {.pattern = "/dashboard.css", .methods = ADMIN_GET, .handle = sy_admin_dashboard_css},
+    {.pattern = "/login", .methods = ADMIN_POST, .handle = sy_admin_dashboard_login,
+     .raw_body = true},
+    {.pattern = "/logout", .methods = ADMIN_POST, .handle = sy_admin_dashboard_logout,
+     .raw_body = true},
+    {.pattern = "/api/v1/dashboard", .methods = ADMIN_GET, .handle = sy_admin_dashboard_data},
 };
 const size_t sy_admin_api_nroutes = sizeof(sy_admin_api_routes) / sizeof(sy_admin_api_routes[0]);

@@ -7,6 +7,7 @@
 #ifndef SY_ADMIN_INTERNAL_H
 #define SY_ADMIN_INTERNAL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -49,6 +50,7 @@ struct sy_admin_route {
     const char *pattern;
     unsigned methods;
     sy_admin_handler_fn handle;
+    bool raw_body;              /* POST body not parsed as JSON: the handler reads it */
 };
 
 extern const struct sy_admin_route sy_admin_api_routes[];
@@ -68,6 +70,25 @@ void sy_admin_reply_error(struct sy_admin_req *r, int status, const char *fmt, .
 /* Replies with a body already built (buf is drained). */
 void sy_admin_reply_buffer(struct sy_admin_req *r, int status, const char *content_type,
                            struct evbuffer *buf);
+
+/*
+ * The dashboard's sign-in (dashboard.c) keeps the token in this cookie; it
+ * is accepted wherever the Authorization header is.
+ */
+#define SY_ADMIN_COOKIE "sy_admin"
+
+/*
+ * Checks the request's credentials without answering: the Authorization
+ * header, else the SY_ADMIN_COOKIE cookie. 0 with r->token set when they
+ * pass or no token_file is configured; else -1 with *reason set, NULL
+ * when the request carried no credentials at all.
+ */
+int sy_admin_authenticate(struct sy_admin_req *r, const char **reason);
+/* Index of the configured token equal to token[0, len), or -1 (constant time). */
+int sy_admin_token_index(const char *token, size_t len);
+/* Writes an auth_failed security event for the request's peer. */
+void sy_admin_log_auth_failed(const struct sy_admin_req *r, const char *path,
+                              const char *reason);
 
 /* Writes an admin_action security event for the request's token and peer. */
 void sy_admin_log_action(const struct sy_admin_req *r, const char *action, const char *reason,

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * metrics.h: the Prometheus text exposition served on GET /metrics
- * (format 0.0.4). For now it reads the snapshot and the instances' live
- * state directly; the metrics registry of a later issue replaces it
- * behind this one function.
+ * (format 0.0.4): the request and latency families from the metrics
+ * registry (core/metrics.h), the others from the snapshot, the instances'
+ * live state and the process. Main thread only.
  */
 #ifndef SY_ADMIN_METRICS_H
 #define SY_ADMIN_METRICS_H

@@ -89,6 +89,7 @@ struct sy_instance {
     int weight;                 /* >= 1 */
     size_t index;               /* position in pool->instances */
     struct sy_instance_live *live;      /* never NULL in a loaded snapshot */
+    uint32_t metric_id;         /* upstream series (metrics.h), set when prepared */
 };
 
 struct sy_pool_balance;         /* per-worker balancing state: balance.c */
@@ -164,6 +165,7 @@ struct sy_service {
     struct sy_scaling_conf scaling;
     struct sy_maintenance_conf maintenance;
     int64_t tunnel_drain_ms;
+    uint32_t metric_id[2];      /* service-slot series per slot (metrics.h), set when prepared */
 };
 
 struct sy_header_edit {
@@ -221,6 +223,7 @@ struct sy_route {
     struct sy_header_edit request_headers;
     struct sy_header_edit response_headers;
     struct sy_cors cors;
+    uint32_t metric_route_id[2];    /* route series per slot (metrics.h), set when prepared */
 };
 
 struct sy_access {

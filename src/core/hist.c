@@ -1,12 +1,10 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /*
- * hist.c: the decimal log-linear histogram and its sliding window (see
- * hist.h for the layout and the threading rules). The bucket index works on
- * u = value - 1, so that a bucket's linear run is [lo, lo + width) in u and
- * (lo, lo + width] in values: upper edges included, as Prometheus wants.
+ * hist.c: the decimal log-linear histogram (see hist.h for the layout and
+ * the threading rules). The bucket index works on u = value - 1, so that a
+ * bucket's linear run is [lo, lo + width) in u and (lo, lo + width] in
+ * values: upper edges included, as Prometheus wants.
  */
-#include <stdlib.h>
-
 #include "hist.h"
 
 #define RELAXED memory_order_relaxed
@@ -65,7 +63,7 @@ static const uint8_t octave_run[30] = {
 _Static_assert(SY_HIST_MAX_US < (1ull << 30), "octave_run covers u < 2^30");
 _Static_assert(SY_HIST_BUCKETS == 1 + 1150 + 125 + (SY_HIST_MAX_US - 500000000) / 10000000 + 1,
                "SY_HIST_BUCKETS matches runs[]");
-/* Slot buckets must not straddle runs: every run but the first spans a
+/* Window buckets must not straddle runs: every run but the first spans a
  * multiple of 5 buckets (75, 50, 50; 10 up to 600 s). */
 _Static_assert(SY_HIST_SLOT_GROUP == 1 || SY_HIST_SLOT_GROUP == 5, "slot group divides 5");
 
@@ -234,145 +232,4 @@ sy_hist_count_le(const struct sy_hist *h, uint64_t bound_us)
     if (sy_hist_bucket_max(b) != bound_us)
         b--;                            /* inside bucket b (so b > 0): round down */
     return buckets_sum(h, b + 1);
-}
-
-/* --- sliding window ------------------------------------------------------- */
-
-static inline size_t
-slot_bucket(size_t bucket)
-{
-    return bucket <= 100 ? bucket : 101 + (bucket - 101) / SY_HIST_SLOT_GROUP;
-}
-
-/* The histogram bucket that stands for a slot bucket: its middle one. */
-static size_t
-slot_bucket_middle(size_t slot_bucket)
-{
-    if (slot_bucket <= 100)
-        return slot_bucket;
-    if (slot_bucket == SY_HIST_SLOT_BUCKETS - 1)
-        return SY_HIST_BUCKETS - 1;
-    return 101 + (slot_bucket - 101) * SY_HIST_SLOT_GROUP + SY_HIST_SLOT_GROUP / 2;
-}
-
-struct sy_hist_window *
-sy_hist_window_new(unsigned nslots, int64_t slot_ms)
-{
-    if (nslots == 0 || slot_ms <= 0)
-        return NULL;
-    struct sy_hist_window *w = calloc(1, sizeof(*w) + nslots * sizeof(w->slots[0]));
-    if (w == NULL)
-        return NULL;
-    w->slot_ms = slot_ms;
-    w->nslots = nslots;
-    w->cur_end_ms = INT64_MIN;          /* the first record picks its slot */
-    for (unsigned i = 0; i < nslots; i++)
-        atomic_init(&w->slots[i].epoch, -1);
-    return w;
-}
-
-void
-sy_hist_window_free(struct sy_hist_window *w)
-{
-    free(w);
-}
-
-/*
- * Empties a slot for a new epoch. A seqlock without retry: the epoch reads -1
- * while the buckets are cleared, and a reader that saw the old epoch before
- * and anything else after drops what it read (see slot_add).
- */
-static void
-slot_clear(struct sy_hist_slot *s, int64_t epoch)
-{
-    atomic_store_explicit(&s->epoch, -1, RELAXED);
-    atomic_thread_fence(memory_order_release);
-    atomic_store_explicit(&s->sum_us, 0, RELAXED);
-    atomic_store_explicit(&s->max_us, 0, RELAXED);
-    atomic_store_explicit(&s->errors, 0, RELAXED);
-    for (size_t i = 0; i < SY_HIST_SLOT_BUCKETS; i++)
-        atomic_store_explicit(&s->buckets[i], 0, RELAXED);
-    atomic_store_explicit(&s->epoch, epoch, memory_order_release);
-}
-
-/* Out of the current slot's time (only forward: an earlier time stays in the
- * current slot): clear the slot of the new epoch, whatever old data it has. */
-static struct sy_hist_slot *
-window_advance(struct sy_hist_window *w, int64_t now_ms)
-{
-    int64_t epoch = now_ms / w->slot_ms;
-    struct sy_hist_slot *s = &w->slots[epoch % w->nslots];
-
-    slot_clear(s, epoch);
-    w->cur = s;
-    w->cur_end_ms = (epoch + 1) * w->slot_ms;
-    return s;
-}
-
-void
-sy_hist_window_record(struct sy_hist_window *w, int64_t now_ms, uint64_t value_us, bool is_error)
-{
-    struct sy_hist_slot *s = now_ms < w->cur_end_ms ? w->cur : window_advance(w, now_ms);
-    _Atomic uint32_t *b = &s->buckets[slot_bucket(bucket_of(value_us))];
-
-    atomic_store_explicit(b, atomic_load_explicit(b, RELAXED) + 1, RELAXED);
-    atomic_store_explicit(&s->errors, atomic_load_explicit(&s->errors, RELAXED) + is_error,
-                          RELAXED);
-    bump(&s->sum_us, value_us);
-    raise_max(&s->max_us, value_us);
-}
-
-/* Adds slot s to the outputs if it holds epoch, from start to end of the read. */
-static void
-slot_add(const struct sy_hist_slot *s, int64_t epoch, struct sy_hist *out, uint64_t *count,
-         uint64_t *errors)
-{
-    uint32_t buckets[SY_HIST_SLOT_BUCKETS];
-
-    if (atomic_load_explicit(&s->epoch, memory_order_acquire) != epoch)
-        return;
-    for (size_t i = 0; i < SY_HIST_SLOT_BUCKETS; i++)
-        buckets[i] = atomic_load_explicit(&s->buckets[i], RELAXED);
-    uint64_t sum = atomic_load_explicit(&s->sum_us, RELAXED);
-    uint64_t max = atomic_load_explicit(&s->max_us, RELAXED);
-    uint32_t nerrors = atomic_load_explicit(&s->errors, RELAXED);
-    atomic_thread_fence(memory_order_acquire);
-    if (atomic_load_explicit(&s->epoch, RELAXED) != epoch)
-        return;
-
-    uint64_t n = 0;
-    for (size_t i = 0; i < SY_HIST_SLOT_BUCKETS; i++) {
-        if (buckets[i] == 0)
-            continue;
-        n += buckets[i];
-        if (out != NULL)
-            bump(&out->buckets[slot_bucket_middle(i)], buckets[i]);
-    }
-    if (out != NULL) {
-        bump(&out->count, n);
-        bump(&out->sum_us, sum);
-        raise_max(&out->max_us, max);
-    }
-    if (count != NULL)
-        *count += n;
-    if (errors != NULL)
-        *errors += nerrors;
-}
-
-int64_t
-sy_hist_window_sum(const struct sy_hist_window *w, int64_t now_ms, int64_t span_ms,
-                   struct sy_hist *out, uint64_t *count, uint64_t *errors)
-{
-    if (span_ms < 0)
-        span_ms = 0;
-    if (span_ms > now_ms)
-        span_ms = now_ms;
-    int64_t last = now_ms / w->slot_ms;
-    int64_t first = (now_ms - span_ms) / w->slot_ms;
-
-    if (first < last - (int64_t)w->nslots + 1)
-        first = last - (int64_t)w->nslots + 1;
-    for (int64_t e = first; e <= last; e++)
-        slot_add(&w->slots[e % w->nslots], e, out, count, errors);
-    return now_ms - first * w->slot_ms;
 }

@@ -2,8 +2,8 @@
 /*
  * hist.h: latency histograms in microseconds with fixed memory, one per
  * worker per series, recorded without lock or atomic read-modify-write and
- * merged by the main thread; and sliding windows (a ring of time slots) for
- * "p95, count and errors over the last minute". No HTTP knowledge.
+ * merged by the main thread (metrics.c, which also keeps the sliding
+ * windows). No HTTP knowledge.
  *
  * Layout. A bucket holds the values in (lo, hi], upper edge included, as a
  * Prometheus "le" bucket does. 0..100 us: one bucket per value. Above, each
@@ -22,27 +22,22 @@
  * Precision. sy_hist_quantile returns the middle of the bucket holding the
  * sample of the requested rank: less than 1 % from that sample (exact up to
  * 100 us), never above the largest value recorded; a rank that falls above
- * 10 min reads SY_HIST_MAX_US. Window sums have 5x coarser buckets: 5 %,
- * with SPEC's default bounds still on edges.
+ * 10 min reads SY_HIST_MAX_US. Windows keep 5x coarser buckets
+ * (SY_HIST_SLOT_GROUP): 5 %, with SPEC's default bounds still on edges.
  *
- * Threads. One thread records into a histogram or window (its worker). The
- * counters are _Atomic but written by relaxed load + store, which compile to
- * plain moves: other threads may read them at any time (merge, sum, getters)
+ * Threads. One thread records into a histogram (its worker). The counters
+ * are _Atomic but written by relaxed load + store, which compile to plain
+ * moves: other threads may read them at any time (merge, sum, getters)
  * without a data race and see each counter at some recent value. Read from a
  * merged copy (sy_hist_merge) for figures that agree with each other.
  *
  * Memory. struct sy_hist: 10,320 bytes (1,287 buckets of 8 bytes plus
- * count, sum and max). A window slot: 1,384 bytes (339 coarse 32-bit buckets,
- * errors, sum, max, epoch), a window 32 + nslots x 1,384 bytes: 9.7 KB for
- * 7 x 10 s (any span up to 1 min), 43 KB for 31 x 10 s (up to 5 min). So a
- * series costs each worker 10.3 KB, plus its window if it has one; windows
- * at full precision would cost 5,176 bytes a slot (SY_HIST_SLOT_GROUP 1).
+ * count, sum and max).
  */
 #ifndef SY_HIST_H
 #define SY_HIST_H
 
 #include <stdatomic.h>
-#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -50,7 +45,8 @@
 #define SY_HIST_MAX_US      600000000ull
 /* 101 single values, 6 full decades of 175, 135 up to 600 s, the top. */
 #define SY_HIST_BUCKETS     1287
-/* A window slot's bucket spans this many buckets of a histogram (1 or 5). */
+/* A window's bucket (metrics.c) spans this many buckets of a histogram (1 or
+ * 5): 100 single values, then groups within one run, then the top bucket. */
 #define SY_HIST_SLOT_GROUP  5
 #define SY_HIST_SLOT_BUCKETS \
     (101 + (SY_HIST_BUCKETS - 102) / SY_HIST_SLOT_GROUP + 1)
@@ -98,54 +94,5 @@ uint64_t sy_hist_count_le(const struct sy_hist *h, uint64_t bound_us);
 size_t sy_hist_bucket(uint64_t value_us);
 uint64_t sy_hist_bucket_max(size_t bucket);
 uint64_t sy_hist_bucket_value(size_t bucket);
-
-/*
- * A sliding window: nslots slots of slot_ms each, slot i holding the samples
- * recorded while now_ms / slot_ms == an epoch e with e % nslots == i. The
- * writer rotates lazily: the first record in a new epoch clears the slot it
- * lands in. Slots are tagged with their epoch, so a slot the writer has not
- * reached for a while is never mistaken for recent data.
- */
-struct sy_hist_slot {
-    _Atomic int64_t epoch;          /* of the data in it; -1: none, or being cleared */
-    _Atomic uint64_t sum_us, max_us;
-    _Atomic uint32_t errors;
-    _Atomic uint32_t buckets[SY_HIST_SLOT_BUCKETS];
-};
-
-/* One allocation, freed by sy_hist_window_free; owned by the series' worker
- * state. Counts are 32-bit per slot: 4 x 10^9 samples per slot and worker. */
-struct sy_hist_window {
-    int64_t slot_ms;
-    unsigned nslots;
-    /* writer only: where a sample recorded before cur_end_ms goes */
-    int64_t cur_end_ms;
-    struct sy_hist_slot *cur;
-    struct sy_hist_slot slots[];
-};
-
-/* nslots >= 1 and slot_ms >= 1, else NULL (also when out of memory). */
-struct sy_hist_window *sy_hist_window_new(unsigned nslots, int64_t slot_ms);
-void sy_hist_window_free(struct sy_hist_window *w);
-/*
- * Adds one sample at now_ms (a monotonic clock in ms, >= 0). Writer thread
- * only. A time earlier than the last one seen goes into the newest slot.
- */
-void sy_hist_window_record(struct sy_hist_window *w, int64_t now_ms, uint64_t value_us,
-                           bool is_error);
-/*
- * Adds to out, *count and *errors (each may be NULL) the samples of every
- * slot that overlaps [now_ms - span_ms, now_ms]: the current, partial slot
- * and whole slots before it, so at least span_ms of history when the ring is
- * long enough. The span is clamped to the ring: nslots - 1 whole slots plus
- * the current one. Returns the time covered in ms (now_ms minus the start of
- * the oldest slot counted), the divisor for a rate. Adds rather than
- * overwrites, so the windows of all workers sum into one result; out gets
- * the coarse slot buckets' values (SY_HIST_SLOT_GROUP). Any thread may call
- * it while the writer records; a slot the writer clears meanwhile is left
- * out, as it no longer holds the epoch asked for.
- */
-int64_t sy_hist_window_sum(const struct sy_hist_window *w, int64_t now_ms, int64_t span_ms,
-                           struct sy_hist *out, uint64_t *count, uint64_t *errors);
 
 #endif

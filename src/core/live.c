@@ -68,6 +68,23 @@ static bool ejected(const struct sy_instance_live *live, int64_t now_ms)
     return atomic_load_explicit(&live->ejected_until_ms, memory_order_relaxed) > now_ms;
 }
 
+const char *sy_health_name(int health)
+{
+    static const char *const names[] = {
+        [SY_HEALTH_UNKNOWN] = "unknown", [SY_HEALTH_UP] = "up", [SY_HEALTH_DOWN] = "down",
+    };
+    return health >= 0 && health <= SY_HEALTH_DOWN ? names[health] : "unknown";
+}
+
+const char *sy_live_state(const struct sy_instance_live *live, int64_t now_ms)
+{
+    if (atomic_load_explicit(&live->drained, memory_order_relaxed))
+        return "drained";
+    if (ejected(live, now_ms))
+        return "ejected";
+    return sy_health_name(atomic_load_explicit(&live->health, memory_order_relaxed));
+}
+
 bool sy_live_usable(const struct sy_instance_live *live, int64_t now_ms)
 {
     /* UNKNOWN takes traffic: at start every instance is unknown. */

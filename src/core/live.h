@@ -54,6 +54,11 @@ struct sy_instance_live *sy_live_get(const char *pool, const char *addr, bool ch
 /* Drops a reference (any thread); the last one frees the entry. */
 void sy_live_put(struct sy_instance_live *live);
 
+/* "unknown", "up", "down". */
+const char *sy_health_name(int health);
+/* The one word an operator reads about an instance: drained > ejected > its health. */
+const char *sy_live_state(const struct sy_instance_live *live, int64_t now_ms);
+
 /* Whether an instance may take new requests now: not down, drained or ejected. */
 bool sy_live_usable(const struct sy_instance_live *live, int64_t now_ms);
 /* Usable and known to be up: what /ready and a blue-green switch ask for. */

@@ -17,6 +17,7 @@
 #include "balance.h"
 #include "conn.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "http.h"
 #include "tls.h"
 
@@ -402,6 +403,17 @@ static void go_idle(struct sy_client *c)
     sy_client_read_ready(c, c->hw->w->conf->limits.keepalive_timeout_ms);
 }
 
+/* A finished request into the metrics; a response cut short counts as an error. */
+static void record_request(const struct sy_request *req, bool cut_short)
+{
+    uint32_t service_slot = req->service ? req->service->metric_id[req->slot] : SY_METRICS_NONE;
+    uint32_t route = req->route ? req->route->metric_route_id[req->slot] : SY_METRICS_UNROUTED;
+
+    sy_metrics_record_request(req->hw->metrics, service_slot, route, req->status,
+                              (uint64_t)(sy_now_us() - req->start_us),
+                              req->status >= 500 || cut_short);
+}
+
 void sy_client_request_done(struct sy_request *req)
 {
     struct sy_client *c = req->client;
@@ -412,6 +424,7 @@ void sy_client_request_done(struct sy_request *req)
     ensure_request_id(req);
     req->state = SY_REQ_DONE;
     sy_access_log(req);
+    record_request(req, false);
     c->req = NULL;
     c->requests++;
     request_free(req);
@@ -446,6 +459,7 @@ void sy_client_close(struct sy_client *c)
             if (!req->status)
                 req->status = 499;      /* client closed first, as nginx logs it */
             sy_access_log(req);
+            record_request(req, req->response_started && req->status != 101);
         }
         c->req = NULL;
         request_free(req);
@@ -609,6 +623,10 @@ static int http_worker_init(struct sy_worker *w)
         return -1;
     hw->w = w;
     hw->clients.next = hw->clients.prev = &hw->clients;
+    if (!(hw->metrics = sy_metrics_worker_new())) {
+        free(hw);
+        return -1;
+    }
     if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
         seed = (uint64_t)sy_now_us() ^ ((uint64_t)getpid() << 32);
     snprintf(hw->request_id_prefix, sizeof(hw->request_id_prefix), "%016llx",
@@ -644,6 +662,7 @@ static void http_fini(struct sy_worker *w)
         sy_client_close(hw->clients.next);
     sy_upstream_free_peers(hw);
     free_request_list(hw);
+    sy_metrics_worker_free(hw->metrics);
     free(hw);
     w->http = NULL;
 }
@@ -662,6 +681,32 @@ static void free_prepared(struct sy_conf *conf)
         sy_tls_server_free(conf->listen[i].tls_server);
     for (size_t i = 0; i < conf->npools; i++)
         sy_tls_client_free(conf->pools[i].tls_client);
+}
+
+/* Series ids for the snapshot's services, routes and instances (metrics.h). */
+static int intern_metrics(struct sy_conf *conf)
+{
+    static const char *const slots[2] = {"blue", "green"};
+
+    for (size_t i = 0; i < conf->nservices; i++)
+        for (int s = 0; s < 2; s++)
+            conf->services[i].metric_id[s] = sy_metrics_service_slot(conf->services[i].name,
+                                                                      slots[s]);
+    for (size_t i = 0; i < conf->nroutes; i++) {
+        struct sy_route *r = &conf->routes[i];
+        char *name;
+        if (asprintf(&name, "%s%s", r->host, r->path) < 0)
+            return -1;
+        for (int s = 0; s < 2; s++)
+            r->metric_route_id[s] = r->service ? sy_metrics_route(r->service->name, slots[s], name)
+                                               : sy_metrics_route("", "", name);
+        free(name);
+    }
+    for (size_t i = 0; i < conf->npools; i++)
+        for (size_t j = 0; j < conf->pools[i].ninstances; j++)
+            conf->pools[i].instances[j].metric_id =
+                sy_metrics_upstream(conf->pools[i].name, conf->pools[i].instances[j].addr.text);
+    return 0;
 }
 
 /*
@@ -693,6 +738,10 @@ int sy_http_prepare_conf(struct sy_conf *conf, unsigned nworkers, char *err, siz
     }
     if (sy_balance_prepare(conf, nworkers) < 0) {
         snprintf(err, errlen, "out of memory preparing the pools");
+        return -1;
+    }
+    if (intern_metrics(conf) < 0) {
+        snprintf(err, errlen, "out of memory preparing the metrics");
         return -1;
     }
     return 0;

@@ -63,12 +63,6 @@ static const char *const state_names[] = {
     [CHECK_DRAINING] = "reading the body",
 };
 
-static const char *const health_names[] = {
-    [SY_HEALTH_UNKNOWN] = "unknown",
-    [SY_HEALTH_UP] = "up",
-    [SY_HEALTH_DOWN] = "down",
-};
-
 /* One instance's checker; owned by the check list (struct checker). */
 struct check {
     struct event ev;            /* timer while idle; the socket's wait during a check */
@@ -141,17 +135,17 @@ static void health_changed(const struct sy_pool *p, const struct sy_instance *in
     const struct sy_log_field fields[] = {
         {.name = "pool", .str = pool},
         {.name = "instance", .str = addr},
-        {.name = "health", .str = health_names[now_health]},
-        {.name = "previous", .str = health_names[old]},
+        {.name = "health", .str = sy_health_name(now_health)},
+        {.name = "previous", .str = sy_health_name(old)},
     };
     sy_log_security("health_change", "", "", text, fields, sizeof(fields) / sizeof(fields[0]));
     if (now_health == SY_HEALTH_DOWN)
         sy_log_error(SY_LOG_WARN, "health", "pool %s instance %s is down (was %s) after %d "
-                     "failed check(s) in a row: %s", pool, addr, health_names[old],
+                     "failed check(s) in a row: %s", pool, addr, sy_health_name(old),
                      live->check.failures, text);
     else
         sy_log_error(SY_LOG_INFO, "health", "pool %s instance %s is up (was %s) after %d "
-                     "passed check(s) in a row: %s", pool, addr, health_names[old],
+                     "passed check(s) in a row: %s", pool, addr, sy_health_name(old),
                      live->check.successes, text);
 }
 

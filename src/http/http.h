@@ -26,6 +26,7 @@
 #include "relay.h"
 
 struct sy_request;
+struct sy_worker_metrics;
 
 /* A request id from a trusted proxy is kept up to this length. */
 #define SY_REQUEST_ID_MAX 128
@@ -174,6 +175,7 @@ struct sy_http_worker {
     char request_id_prefix[17];
     int64_t panic_logged_ms;
     bool draining;
+    struct sy_worker_metrics *metrics;  /* core/metrics.h */
 };
 
 /*

@@ -17,6 +17,7 @@
 #include "core/live.h"
 #include "core/cidr.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "http.h"
 #include "route.h"
 #include "tls.h"
@@ -1032,6 +1033,9 @@ static void proxy_step(struct sy_request *req)
             if ((rc = read_response_head(req, true)) <= 0)
                 return;
             req->upstream_head_us = sy_now_us();
+            sy_metrics_record_upstream(req->hw->metrics, req->instance->metric_id,
+                                       (uint64_t)(req->upstream_head_us - req->upstream_start_us),
+                                       req->resp.status >= 500);
             if (req->resp.status >= 502 && req->resp.status <= 504)
                 passive_failure(req, "the app answered 502, 503 or 504");
             else

@@ -2,10 +2,10 @@
 /*
  * bench_hist.c: nanoseconds per sy_hist_record (random values spread over
  * the whole 1 us..10 min range, so every run of the layout is hit, and one
- * constant value) and per sy_hist_window_record, the worker's costs per
- * request; then what the main thread pays per histogram: a merge, a
- * quantile, a one-minute window sum. Build with optimisation; optional
- * argument: millions of samples (default 20). Prints one line per figure.
+ * constant value), the worker's cost per request; then what the main thread
+ * pays per histogram: a merge, a quantile (bench_metrics.c measures the
+ * registry and its windows). Build with optimisation; optional argument:
+ * millions of samples (default 20). Prints one line per figure.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -60,18 +60,8 @@ bench_record(struct sy_hist *h, const uint64_t *values, size_t mask, unsigned lo
     sink += sy_hist_count(h);
 }
 
-/* 100 samples per simulated ms: a 10 s slot rotates every million samples. */
 static void
-bench_window_record(struct sy_hist_window *w, const uint64_t *values, unsigned long n)
-{
-    double start = now_ns();
-    for (unsigned long i = 0; i < n; i++)
-        sy_hist_window_record(w, (int64_t)(i / 100), values[i & (NVALUES - 1)], (i & 31) == 0);
-    report("sy_hist_window_record, random values:", (now_ns() - start) / (double)n, "sample");
-}
-
-static void
-bench_reader(const struct sy_hist *full, const struct sy_hist_window *w, int64_t now_ms)
+bench_reader(const struct sy_hist *full)
 {
     struct sy_hist *dst = calloc(1, sizeof(*dst));
     const int rounds = 20000;
@@ -87,14 +77,6 @@ bench_reader(const struct sy_hist *full, const struct sy_hist_window *w, int64_t
     for (int i = 0; i < rounds; i++)
         sink += sy_hist_quantile(full, 0.99);
     report("sy_hist_quantile, p99:", (now_ns() - start) / rounds, "call");
-    start = now_ns();
-    for (int i = 0; i < rounds; i++) {
-        uint64_t count = 0, errors = 0;
-        sy_hist_reset(dst);
-        sy_hist_window_sum(w, now_ms, 60000, dst, &count, &errors);
-        sink += count + errors;
-    }
-    report("sy_hist_window_sum, 1 min of 7 x 10 s:", (now_ns() - start) / rounds, "call");
     free(dst);
 }
 
@@ -104,22 +86,17 @@ main(int argc, char **argv)
     unsigned long n = 1000000ul * (argc > 1 ? strtoul(argv[1], NULL, 10) : 20);
     uint64_t *values = malloc(NVALUES * sizeof(*values)), constant = 12345;
     struct sy_hist *h = calloc(1, sizeof(*h));
-    struct sy_hist_window *w = sy_hist_window_new(7, 10000);
 
     if (n == 0)
         n = 1000000ul;
-    if (values == NULL || h == NULL || w == NULL)
+    if (values == NULL || h == NULL)
         abort();
     fill_log_uniform(values);
-    printf("sizes: struct sy_hist %zu bytes, window slot %zu bytes, 7-slot window %zu bytes\n",
-           sizeof(struct sy_hist), sizeof(struct sy_hist_slot),
-           sizeof(struct sy_hist_window) + 7 * sizeof(struct sy_hist_slot));
+    printf("sizes: struct sy_hist %zu bytes\n", sizeof(struct sy_hist));
     bench_record(h, &constant, 0, n, "sy_hist_record, constant 12.345 ms:");
     bench_record(h, values, NVALUES - 1, n, "sy_hist_record, random 1 us..10 min:");
-    bench_window_record(w, values, n);
-    bench_reader(h, w, (int64_t)(n / 100));
+    bench_reader(h);
     free(values);
     free(h);
-    sy_hist_window_free(w);
     return 0;
 }

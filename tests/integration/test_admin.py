@@ -116,6 +116,11 @@ def parse_metrics(text):
             raise ValueError("malformed sample %r" % line)
         name = m.group(1)
         fam = families.get(name)
+        if fam is None:
+            # a histogram's samples are NAME_bucket, NAME_sum and NAME_count
+            fam = next((families[name[:-len(s)]] for s in ("_bucket", "_sum", "_count")
+                        if name.endswith(s)
+                        and families.get(name[:-len(s)], {}).get("type") == "histogram"), None)
         if fam is None or fam["type"] is None:
             raise ValueError("sample with no TYPE before it: %r" % line)
         labels = parse_labels(m.group(2) or "", line)
@@ -397,7 +402,7 @@ class AdminApi(unittest.TestCase):
         self.assert_json_error(r, 404, "127.0.0.1:1", "p")
         r = self.api.post(self.drain_path("p", self.td.addr(2)))   # an instance of s
         self.assert_json_error(r, 404, self.td.addr(2))
-        for method, path in [("GET", "/"), ("GET", "/nope"), ("GET", "/health/"),
+        for method, path in [("GET", "/nope"), ("GET", "/health/"),
                              ("GET", "/api/v1"), ("GET", "/api/v1/status/x"),
                              ("GET", "/api/v1/pools/p"),
                              ("POST", "/api/v1/pools/p/instances/%s/bounce" % self.a),

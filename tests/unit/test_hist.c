@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /*
- * test_hist.c: the latency histogram and its sliding window. The layout
- * (every bucket edge, powers of two, 0, 600 s and beyond), quantiles against
- * an exact sort of the same samples (random and adversarial sets) within the
- * stated 1 % (5 % for window sums), count_le at SPEC's default bounds, merge,
- * window rotation and spans, and readers racing a writer.
+ * test_hist.c: the latency histogram. The layout (every bucket edge, powers
+ * of two, 0, 600 s and beyond), quantiles against an exact sort of the same
+ * samples (random and adversarial sets) within the stated 1 %, count_le at
+ * SPEC's default bounds, merge, and readers racing a writer. The windows
+ * built on it are tested in test_metrics.c.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -416,282 +416,46 @@ test_merge_equals_one(void **state)
     free(all);
 }
 
-/* --- sliding window ------------------------------------------------------- */
-
-#define SLOT_MS     10000
-#define NSLOTS      7
-#define T0          1000005000      /* 5 s into epoch 100000 */
-
-struct wsum {
-    uint64_t count, errors;
-    int64_t covered_ms;
-};
-
-static struct wsum
-wsum(const struct sy_hist_window *w, int64_t now_ms, int64_t span_ms)
-{
-    struct wsum s = { 0, 0, 0 };
-
-    s.covered_ms = sy_hist_window_sum(w, now_ms, span_ms, NULL, &s.count, &s.errors);
-    return s;
-}
-
-static void
-test_window_new(void **state)
-{
-    (void)state;
-    assert_null(sy_hist_window_new(0, SLOT_MS));
-    assert_null(sy_hist_window_new(NSLOTS, 0));
-    struct sy_hist_window *w = sy_hist_window_new(NSLOTS, SLOT_MS);
-    assert_non_null(w);
-    struct wsum s = wsum(w, T0, 60000);                 /* nothing yet */
-    assert_int_equal(s.count, 0);
-    assert_int_equal(s.covered_ms, 65000);
-    s = wsum(w, 3000, 60000);                           /* span before time 0 */
-    assert_int_equal(s.covered_ms, 3000);
-    sy_hist_window_free(w);
-}
-
-/* Samples in one slot, then the clock moves on with the writer idle. */
-static void
-test_window_rotation(void **state)
-{
-    (void)state;
-    struct sy_hist_window *w = sy_hist_window_new(NSLOTS, SLOT_MS);
-    struct wsum s;
-
-    for (int i = 0; i < 5; i++)
-        sy_hist_window_record(w, T0, 1000, i < 2);
-    s = wsum(w, T0, 0);
-    assert_int_equal(s.count, 5);
-    assert_int_equal(s.errors, 2);
-    assert_int_equal(s.covered_ms, 5000);
-    /* +10 s: a new current slot; a span reaching back 10 s still sees it */
-    s = wsum(w, T0 + 10000, 0);
-    assert_int_equal(s.count, 0);
-    s = wsum(w, T0 + 10000, 5000);
-    assert_int_equal(s.count, 0);
-    s = wsum(w, T0 + 10000, 5001);
-    assert_int_equal(s.count, 5);
-    assert_int_equal(s.covered_ms, 15000);
-    /* +60 s: the oldest slot of a 7-slot ring; a longer span is clamped */
-    s = wsum(w, T0 + 60000, 60000);
-    assert_int_equal(s.count, 5);
-    s = wsum(w, T0 + 60000, 3600000);
-    assert_int_equal(s.count, 5);
-    assert_int_equal(s.covered_ms, 65000);
-    /* +70 s: out of the ring, though the writer never cleared the slot */
-    s = wsum(w, T0 + 70000, 3600000);
-    assert_int_equal(s.count, 0);
-    assert_int_equal(s.errors, 0);
-    assert_int_equal(s.covered_ms, 65000);
-    s = wsum(w, T0 + 300000, 300000);
-    assert_int_equal(s.count, 0);
-    /* +490 s (49 slots) reuses the ring position: the old data is cleared
-     * before the new sample goes in */
-    sy_hist_window_record(w, T0 + 490000, 2000, false);
-    s = wsum(w, T0 + 490000, 0);
-    assert_int_equal(s.count, 1);
-    assert_int_equal(s.errors, 0);
-    sy_hist_window_record(w, T0 + 3600000, 3000, true);
-    s = wsum(w, T0 + 3600000, 3600000);
-    assert_int_equal(s.count, 1);
-    assert_int_equal(s.errors, 1);
-    s = wsum(w, T0 + 3600000 + 5 * 60000, 3600000);
-    assert_int_equal(s.count, 0);
-    sy_hist_window_free(w);
-}
-
-/*
- * Slot e (epochs E..E+19) gets e - E + 1 samples, errors on even epochs;
- * then every span from 0 to 100 s around each slot edge, at reading times
- * around every edge of the last two slots and beyond, against the rule:
- * epochs from floor((now - span) / slot), at most NSLOTS back, still in the
- * ring (the writer's last NSLOTS epochs), not after now.
- */
-static void
-test_window_span_boundaries(void **state)
-{
-    (void)state;
-    struct sy_hist_window *w = sy_hist_window_new(NSLOTS, SLOT_MS);
-    const int64_t E = T0 / SLOT_MS, last = E + 19;
-
-    for (int64_t e = E; e <= last; e++)
-        for (int64_t i = 0; i <= e - E; i++)
-            sy_hist_window_record(w, e * SLOT_MS + i * 100, 100 + (uint64_t)i, e % 2 == 0);
-    for (int64_t now = (last - 1) * SLOT_MS; now <= (last + 9) * SLOT_MS; now += 2500) {
-        for (int64_t dn = -1; dn <= 1; dn++) {
-            int64_t t = now + dn;
-            for (int64_t span = 0; span <= 100000; span += 500) {
-                int64_t cur = t / SLOT_MS, first = (t - span) / SLOT_MS;
-                struct wsum want = { 0, 0, 0 };
-                if (first < cur - NSLOTS + 1)
-                    first = cur - NSLOTS + 1;
-                want.covered_ms = t - first * SLOT_MS;
-                for (int64_t e = first; e <= cur; e++)
-                    if (e <= last && e > last - NSLOTS) {
-                        want.count += (uint64_t)(e - E + 1);
-                        want.errors += e % 2 == 0 ? (uint64_t)(e - E + 1) : 0;
-                    }
-                struct wsum got = wsum(w, t, span);
-                if (got.count != want.count || got.errors != want.errors ||
-                    got.covered_ms != want.covered_ms)
-                    fail_msg("now %lld span %lld: got %llu/%llu/%lld, want %llu/%llu/%lld",
-                             (long long)t, (long long)span, (unsigned long long)got.count,
-                             (unsigned long long)got.errors, (long long)got.covered_ms,
-                             (unsigned long long)want.count, (unsigned long long)want.errors,
-                             (long long)want.covered_ms);
-            }
-        }
-    }
-    sy_hist_window_free(w);
-}
-
-/* A clock that steps back (two callers' "now" a little apart) stays in the
- * newest slot rather than clearing one. */
-static void
-test_window_time_backwards(void **state)
-{
-    (void)state;
-    struct sy_hist_window *w = sy_hist_window_new(NSLOTS, SLOT_MS);
-
-    sy_hist_window_record(w, T0, 10, false);
-    sy_hist_window_record(w, T0 + 10000, 10, false);
-    sy_hist_window_record(w, T0 - 1, 10, true);
-    struct wsum s = wsum(w, T0 + 10000, 0);
-    assert_int_equal(s.count, 2);
-    assert_int_equal(s.errors, 1);
-    s = wsum(w, T0 + 10000, 10000);
-    assert_int_equal(s.count, 3);
-    sy_hist_window_free(w);
-}
-
-/* Window sums: two workers' windows add up; quantiles within 5 % of an
- * exact sort; SPEC's bounds exact (they are slot-bucket edges too). */
-static void
-test_window_sum_hist(void **state)
-{
-    (void)state;
-    struct sy_hist_window *w1 = sy_hist_window_new(NSLOTS, SLOT_MS);
-    struct sy_hist_window *w2 = sy_hist_window_new(NSLOTS, SLOT_MS);
-    struct sy_hist *out = hist_new();
-    uint64_t *v = malloc(NSAMPLES * sizeof(*v)), seed = 3, sum = 0, errors = 0, count = 0;
-
-    assert_non_null(v);
-    for (size_t i = 0; i < NSAMPLES; i++) {
-        v[i] = (uint64_t)exp(rnd01(&seed) * log(2.0 * (double)SY_HIST_MAX_US));
-        sum += v[i];
-        /* spread over 30 s and two workers */
-        sy_hist_window_record(i % 2 ? w1 : w2, T0 + (int64_t)i * 30000 / NSAMPLES, v[i],
-                              i % 20 == 0);
-    }
-    int64_t covered = sy_hist_window_sum(w1, T0 + 30000, 60000, out, &count, &errors);
-    assert_int_equal(covered, 65000);
-    sy_hist_window_sum(w2, T0 + 30000, 60000, out, &count, &errors);
-    assert_int_equal(count, NSAMPLES);
-    assert_int_equal(errors, (NSAMPLES + 19) / 20);
-    assert_int_equal(sy_hist_count(out), NSAMPLES);
-    assert_int_equal(sy_hist_sum_us(out), sum);
-    qsort(v, NSAMPLES, sizeof(*v), cmp_u64);
-    assert_int_equal(sy_hist_max(out), v[NSAMPLES - 1]);
-    for (size_t i = 0; i < NQS; i++)
-        assert_close(sy_hist_quantile(out, qs[i]), clamped(exact_quantile(v, NSAMPLES, qs[i])),
-                     5, "window", qs[i]);
-    for (size_t i = 0; i < NSPEC; i++) {
-        size_t le = 0;
-        while (le < NSAMPLES && v[le] <= spec_bounds[i])
-            le++;
-        assert_int_equal(sy_hist_count_le(out, spec_bounds[i]), le);
-    }
-    free(v);
-    free(out);
-    sy_hist_window_free(w1);
-    sy_hist_window_free(w2);
-}
-
-/* Each value alone in a window slot reads back within 5 %: both edges of
- * every histogram bucket, so of every slot bucket. */
-static void
-test_window_precision(void **state)
-{
-    (void)state;
-    struct sy_hist_window *w = sy_hist_window_new(1, 1000);
-    struct sy_hist *out = hist_new();
-    int64_t now = 0;
-
-    for (size_t b = 0; b < TOP; b++) {
-        const uint64_t edges[] = { b ? sy_hist_bucket_max(b - 1) + 1 : 0, sy_hist_bucket_max(b) };
-        for (int k = 0; k < 2; k++) {
-            now += 1000;                    /* a new epoch: the one slot is cleared */
-            sy_hist_window_record(w, now, edges[k], false);
-            sy_hist_reset(out);
-            sy_hist_window_sum(w, now, 0, out, NULL, NULL);
-            assert_int_equal(sy_hist_count(out), 1);
-            assert_close(sy_hist_quantile(out, 0.5), edges[k], 5, "slot bucket", (double)b);
-        }
-    }
-    sy_hist_window_free(w);
-    free(out);
-}
-
 /* --- readers racing the writer -------------------------------------------- */
 
 #define RACE_SAMPLES 2000000
 
-struct race {
-    struct sy_hist h;
-    struct sy_hist_window *w;
-    _Atomic int64_t now_ms;
-};
-
 static void *
 race_writer(void *arg)
 {
-    struct race *r = arg;
+    struct sy_hist *h = arg;
     uint64_t seed = 11;
 
-    for (int i = 0; i < RACE_SAMPLES; i++) {
-        uint64_t v = rnd(&seed) % 1000000;
-        int64_t now = i / 1000;             /* 1 ms slots rotate every 1,000 samples */
-        sy_hist_record(&r->h, v);
-        sy_hist_window_record(r->w, now, v, v % 2);
-        atomic_store(&r->now_ms, now);
-    }
+    for (int i = 0; i < RACE_SAMPLES; i++)
+        sy_hist_record(h, rnd(&seed) % 1000000);
     return NULL;
 }
 
 /* Snapshots taken while the writer runs never shrink and never exceed what
- * was recorded; a window sum never exceeds what its span can hold. */
+ * was recorded. */
 static void
 test_readers_race_writer(void **state)
 {
     (void)state;
-    struct race *r = calloc(1, sizeof(*r));
-    struct sy_hist *snap = hist_new();
+    struct sy_hist *h = hist_new(), *snap = hist_new();
     pthread_t t;
     uint64_t last = 0;
 
-    assert_non_null(r);
-    r->w = sy_hist_window_new(4, 1);
-    assert_non_null(r->w);
-    assert_int_equal(pthread_create(&t, NULL, race_writer, r), 0);
+    assert_int_equal(pthread_create(&t, NULL, race_writer, h), 0);
     for (int i = 0; i < 2000 && last < RACE_SAMPLES; i++) {
         sy_hist_reset(snap);
-        sy_hist_merge(snap, &r->h);
-        uint64_t n = sy_hist_count(snap), count = 0, errors = 0;
+        sy_hist_merge(snap, h);
+        uint64_t n = sy_hist_count(snap);
         assert_true(n >= last && n <= RACE_SAMPLES);
         assert_true(sy_hist_count_le(snap, UINT64_MAX) == n);
         last = n;
-        sy_hist_window_sum(r->w, atomic_load(&r->now_ms), 2, NULL, &count, &errors);
-        assert_true(count <= 3000 && errors <= 3000);   /* 3 slots of 1,000 at most */
     }
     pthread_join(t, NULL);
     sy_hist_reset(snap);
-    sy_hist_merge(snap, &r->h);
-    assert_hist_equal(snap, &r->h);
+    sy_hist_merge(snap, h);
+    assert_hist_equal(snap, h);
     assert_int_equal(sy_hist_count(snap), RACE_SAMPLES);
-    sy_hist_window_free(r->w);
-    free(r);
+    free(h);
     free(snap);
 }
 
@@ -710,12 +474,6 @@ main(void)
         cmocka_unit_test(test_quantile_edges),
         cmocka_unit_test(test_count_le),
         cmocka_unit_test(test_merge_equals_one),
-        cmocka_unit_test(test_window_new),
-        cmocka_unit_test(test_window_rotation),
-        cmocka_unit_test(test_window_span_boundaries),
-        cmocka_unit_test(test_window_time_backwards),
-        cmocka_unit_test(test_window_sum_hist),
-        cmocka_unit_test(test_window_precision),
         cmocka_unit_test(test_readers_race_writer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
