@@ -27,7 +27,8 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from lib import admin, backends, gateway, ports, proxytest, root_path, websocket  # noqa: E402
+from lib import admin, backends, ports, proxytest, root_path, websocket  # noqa: E402
+from lib.admin import start_gateway  # noqa: E402
 
 H = "127.0.0.1"
 TOKENS = ["dash-token-1a2b3c", "dash-token-4d5e6f"]
@@ -35,11 +36,6 @@ DELAY_MS = 40
 SLOW, FAILED = 20, 2            # requests of the known traffic: /delay/DELAY_MS and /status/500
 COOKIE_RE = re.compile(r"^sy_admin=([^;]*); HttpOnly; SameSite=Strict; Path=/$")
 ARTIFACTS = root_path("build", "test-artifacts")
-
-
-def write_tokens(path, lines):
-    with open(path, "w") as f:
-        f.write("".join(line + "\n" for line in lines))
 
 
 def shop_config(td, token_file=True):
@@ -55,15 +51,6 @@ def shop_config(td, token_file=True):
         services={"shop": {"blue": "shop-blue", "green": "shop-green"}},
         routes=[{"host": "*", "path": "/", "service": "shop"}],
         admin=admin_conf)
-
-
-def start_gateway(cfg, tokens=None):
-    gw = gateway.Gateway(cfg)
-    if tokens is not None:
-        write_tokens(os.path.join(gw.tmp, "admin.token"), tokens)
-    gw.start()
-    gw.wait_admin()
-    return gw
 
 
 def drive_known_traffic(gw):

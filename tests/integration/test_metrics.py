@@ -12,7 +12,6 @@ while the gauges follow the new configuration.
 import calendar
 import math
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -25,82 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from lib import admin, backends, certs, gateway, ports, proxytest  # noqa: E402
 from lib.httpc import build  # noqa: E402
-
-# ---- Prometheus text format 0.0.4, histograms included ----
-
-METRIC_NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
-SAMPLE_RE = re.compile(r"^(%s)(?:\{(.*)\})? (\S+)$" % METRIC_NAME)
-LABEL_RE = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\\n]|\\[\\"n])*)"')
-
-
-def parse_labels(text, line):
-    labels, pos = {}, 0
-    while pos < len(text):
-        m = LABEL_RE.match(text, pos)
-        if not m or m.group(1) in labels:
-            raise ValueError("malformed labels: %r" % line)
-        labels[m.group(1)] = re.sub(r"\\(.)", lambda e: {"n": "\n"}.get(e.group(1), e.group(1)),
-                                    m.group(2))
-        pos = m.end()
-        if pos < len(text):
-            if text[pos] != ",":
-                raise ValueError("expected ',': %r" % line)
-            pos += 1
-    return labels
-
-
-def family_of(families, name):
-    """The family a sample name belongs to (a histogram's _bucket, _sum, _count)."""
-    fam = families.get(name)
-    if fam and fam["type"] != "histogram":
-        return fam
-    for suffix in ("_bucket", "_sum", "_count"):
-        base = name[:-len(suffix)]
-        if name.endswith(suffix) and families.get(base, {}).get("type") == "histogram":
-            return families[base]
-    return None
-
-
-def parse_metrics(text):
-    """{family: {"type", "help", "samples": [(labels, value)]}}: a histogram's
-    samples keep their suffix in a "__name__" label. Raises ValueError for
-    what the 0.0.4 text format does not allow."""
-    families, seen = {}, set()
-    if not text.endswith("\n"):
-        raise ValueError("the exposition does not end with a newline")
-    for line in text.split("\n")[:-1]:
-        if line.startswith(("# HELP ", "# TYPE ")):
-            parts = line.split(" ", 3)
-            if len(parts) < 4 or not re.fullmatch(METRIC_NAME, parts[2]):
-                raise ValueError("bad comment line %r" % line)
-            fam = families.setdefault(parts[2], {"type": None, "help": None, "samples": []})
-            key = parts[1].lower()
-            if fam[key] is not None or fam["samples"]:
-                raise ValueError("%s after samples or repeated: %r" % (key, line))
-            fam[key] = parts[3]
-            continue
-        m = SAMPLE_RE.match(line)
-        if not m:
-            raise ValueError("malformed sample %r" % line)
-        fam = family_of(families, m.group(1))
-        if fam is None or fam["type"] is None:
-            raise ValueError("sample with no TYPE before it: %r" % line)
-        labels = parse_labels(m.group(2) or "", line)
-        if (m.group(1), tuple(sorted(labels.items()))) in seen:
-            raise ValueError("series twice: %r" % line)
-        seen.add((m.group(1), tuple(sorted(labels.items()))))
-        if fam["type"] == "histogram":
-            labels["__name__"] = m.group(1)
-        fam["samples"].append((labels, float(m.group(3))))
-    return families
-
-
-def sample(families, name, **labels):
-    for got, value in families[name]["samples"]:
-        if got == labels:
-            return value
-    raise AssertionError("no %s%r in the exposition" % (name, labels))
-
+from lib.promtext import parse_metrics, sample  # noqa: E402
 
 H = "127.0.0.1"
 DUR = "switchyard_http_request_duration_seconds"

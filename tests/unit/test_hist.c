@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include "core/hist.h"
+#include "test_util.h"
 
 #define TOP (SY_HIST_BUCKETS - 1)
 
@@ -34,22 +35,6 @@ static const double qs[] = {
 };
 #define NQS (sizeof(qs) / sizeof(qs[0]))
 
-/* splitmix64: a fixed seed per test, so a failure replays. */
-static uint64_t
-rnd(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-static double
-rnd01(uint64_t *state)
-{
-    return (double)(rnd(state) >> 11) / 9007199254740992.0;    /* [0, 1) */
-}
-
 static struct sy_hist *
 hist_new(void)
 {
@@ -57,13 +42,6 @@ hist_new(void)
 
     assert_non_null(h);
     return h;
-}
-
-static int
-cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return (x > y) - (x < y);
 }
 
 /* Whether got is within pct % of want; values up to 100 us must be exact. */

@@ -24,6 +24,7 @@
 
 #include "admin/metrics.h"
 #include "core/metrics.h"
+#include "test_util.h"
 
 #define START_MS    1000000
 static int64_t fake_now = START_MS;
@@ -32,22 +33,6 @@ static int64_t
 fake_clock(void)
 {
     return fake_now;
-}
-
-static uint64_t
-rnd(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-static int
-cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return (x > y) - (x < y);
 }
 
 static struct sy_worker_metrics *
@@ -495,8 +480,7 @@ test_window_quantiles(void **state)
     assert_non_null(v);
     sy_metrics_tick();
     for (size_t i = 0; i < N; i++) {
-        v[i] = (uint64_t)exp((double)(rnd(&seed) >> 11) / 9007199254740992.0 *
-                             log(2.0 * (double)SY_HIST_MAX_US));
+        v[i] = (uint64_t)exp(rnd01(&seed) * log(2.0 * (double)SY_HIST_MAX_US));
         sum += v[i];
         errors += i % 20 == 0;
         sy_metrics_record_upstream(i % 2 ? w1 : w2, up, v[i], i % 20 == 0);

@@ -8,11 +8,34 @@
 
 token: sent as "Authorization: Bearer TOKEN"; a call's token= overrides
 the default (None: no header). Every call opens its own connection.
+
+    gw = admin.start_gateway(cfg, ["secret-1"])   # writes {tmp}/admin.token
 """
 import http.client
 import json
+import os
+
+from . import gateway
 
 DEFAULT = object()
+
+
+def write_tokens(path, lines):
+    """Writes a token file: each of lines, newline-terminated."""
+    with open(path, "w") as f:
+        f.write("".join(line + "\n" for line in lines))
+
+
+def start_gateway(cfg, tokens=None):
+    """A started Gateway whose admin listener answers; when tokens is not
+    None, its token file {tmp}/admin.token (cfg's admin.token_file) holds
+    those lines."""
+    gw = gateway.Gateway(cfg)
+    if tokens is not None:
+        write_tokens(os.path.join(gw.tmp, "admin.token"), tokens)
+    gw.start()
+    gw.wait_admin()
+    return gw
 
 
 class Reply:
