@@ -415,6 +415,23 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     conn_run(c);
 }
 
+/*
+ * A precise monotonic clock: libevent's default may be the coarse one (1 ms
+ * or worse), with which a /delay/100 answer can leave after 99 ms.
+ */
+static struct event_base *new_base(void)
+{
+    struct event_config *cfg = event_config_new();
+    struct event_base *base;
+
+    if (!cfg)
+        return NULL;
+    event_config_set_flag(cfg, EVENT_BASE_FLAG_PRECISE_TIMER);
+    base = event_base_new_with_config(cfg);
+    event_config_free(cfg);
+    return base;
+}
+
 static void start_timer(struct conn *c, int64_t ms)
 {
     struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
@@ -422,6 +439,8 @@ static void start_timer(struct conn *c, int64_t ms)
     if (c->timer == NULL)
         c->timer = evtimer_new(event_get_base(c->rev), timer_cb, c);
     c->state = ST_RESPONDING;
+    /* From now, not from the loop's cached time: a busy turn would cut the delay short. */
+    event_base_update_cache_time(event_get_base(c->rev));
     evtimer_add(c->timer, &tv);
 }
 
@@ -1100,7 +1119,7 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     tables_init();
     for (int t = 0; t < nthreads; t++)
-        workers[t].base = event_base_new();
+        workers[t].base = new_base();
     if (start_listeners(workers, nthreads) < 0)
         return 1;
     ev_term = evsignal_new(workers[0].base, SIGTERM, stop_cb, NULL);

@@ -330,6 +330,8 @@ class MetricsAcrossReloads(MetricsCase):
         self.addCleanup(gw.__exit__, None, None, None)
         gw.wait_admin()
         drive(gw, flaky_paths(100), "flaky.test", 2, flaky_status)
+        # a request is counted just after its response is out: wait for its log line
+        gw.access_log_lines(100, timeout=10.0)
         m0 = parse_metrics(scrape(gw))
         route = dict(service="flaky", slot="green", route="flaky.test/")
         self.assertEqual(sample(m0, REQ, status="200", **route), 95)
@@ -363,6 +365,7 @@ class MetricsAcrossReloads(MetricsCase):
         # new traffic adds up: the slot is blue now, the old series stay
         drive(gw, flaky_paths(20) + ["/new"] * 3, "flaky.test", 2,
               lambda p: 500 if p == "/status/500" else 200)
+        gw.access_log_lines(123, timeout=10.0)
         m3 = parse_metrics(scrape(gw))
         blue = dict(service="flaky", slot="blue", route="flaky.test/")
         self.assertEqual(sample(m3, REQ, status="200", **route), 95)
