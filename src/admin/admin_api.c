@@ -33,7 +33,7 @@ static void get_health(struct sy_admin_req *r)
 
 static bool service_ready(const struct sy_service *svc, int64_t now_ms)
 {
-    return sy_pool_healthy(svc->slot_pool[svc->active], now_ms);
+    return sy_pool_healthy(svc->slot_pool[sy_live_active(svc)], now_ms);
 }
 
 static void get_ready(struct sy_admin_req *r)
@@ -71,10 +71,10 @@ static void get_metrics(struct sy_admin_req *r)
 static json_t *service_json(const struct sy_service *svc, int64_t now_ms)
 {
     return json_pack("{s:s,s:s,s:{s:s,s:s},s:i,s:b}", "name", svc->name,
-                     "active", slot_names[svc->active],
+                     "active", slot_names[sy_live_active(svc)],
                      "pools", "blue", svc->slot_pool[SY_SLOT_BLUE]->name,
                      "green", svc->slot_pool[SY_SLOT_GREEN]->name,
-                     "canary_weight", svc->canary.weight,
+                     "canary_weight", sy_live_canary_weight(svc),
                      "ready", service_ready(svc, now_ms));
 }
 
@@ -232,6 +232,93 @@ static void post_undrain(struct sy_admin_req *r)
     set_drained(r, false);
 }
 
+/* ---- traffic: blue-green switch and canary weight ---- */
+
+static const struct sy_service *find_service(struct sy_admin_req *r)
+{
+    const struct sy_service *svc = sy_conf_service(r->conf, r->args[0]);
+
+    if (!svc)
+        sy_admin_reply_error(r, 404, "unknown service \"%s\"", r->args[0]);
+    return svc;
+}
+
+static json_t *split_json(const struct sy_service *svc)
+{
+    return json_pack("{s:s,s:s,s:i}", "service", svc->name,
+                     "active", slot_names[sy_live_active(svc)],
+                     "canary_weight", sy_live_canary_weight(svc));
+}
+
+/*
+ * {"to": "blue"|"green", "force": false}: the other slot takes all new
+ * requests at once (the store is what every worker's next request reads);
+ * requests already on the old slot finish there. Refused while the target
+ * pool has no healthy instance, unless forced.
+ */
+static void post_switch(struct sy_admin_req *r)
+{
+    const struct sy_service *svc = find_service(r);
+    const char *to_name = NULL;
+    int force = 0;
+
+    if (!svc)
+        return;
+    if (!r->body || json_unpack(r->body, "{s:s,s?b}", "to", &to_name, "force", &force) < 0) {
+        sy_admin_reply_error(r, 400, "the body must be {\"to\": \"blue\" or \"green\", "
+                             "\"force\": false}");
+        return;
+    }
+    enum sy_slot to;
+    if (strcmp(to_name, "blue") == 0) {
+        to = SY_SLOT_BLUE;
+    } else if (strcmp(to_name, "green") == 0) {
+        to = SY_SLOT_GREEN;
+    } else {
+        sy_admin_reply_error(r, 400, "\"to\" must be \"blue\" or \"green\", not \"%s\"",
+                             to_name);
+        return;
+    }
+    const struct sy_pool *target = svc->slot_pool[to];
+    if (!force && !sy_pool_healthy(target, r->now_ms)) {
+        sy_admin_reply_error(r, 409, "pool \"%s\" of slot %s has no healthy instance "
+                             "(\"force\": true switches anyway)", target->name, to_name);
+        return;
+    }
+    enum sy_slot from = sy_live_active(svc);
+    atomic_store_explicit(&svc->live->active, to, memory_order_relaxed);
+    atomic_store_explicit(&svc->live->canary_weight, 0, memory_order_relaxed);
+    static const char *const names[] = {"service", "from", "to", "force"};
+    const char *values[] = {svc->name, slot_names[from], to_name, force ? "true" : "false"};
+    sy_admin_log_action(r, "switch", NULL, names, values, 4);
+    sy_log_error(SY_LOG_INFO, "admin", "service %s switched from %s to %s%s", svc->name,
+                 slot_names[from], to_name, force ? " (forced)" : "");
+    sy_admin_reply_json(r, 200, split_json(svc));
+}
+
+/* {"weight": 0..100}: the percentage of new requests sent to the slot that is not active. */
+static void post_canary(struct sy_admin_req *r)
+{
+    const struct sy_service *svc = find_service(r);
+    json_t *w = r->body ? json_object_get(r->body, "weight") : NULL;
+    char text[8];
+
+    if (!svc)
+        return;
+    if (!json_is_integer(w) || json_integer_value(w) < 0 || json_integer_value(w) > 100) {
+        sy_admin_reply_error(r, 400, "the body must be {\"weight\": N} with N an integer "
+                             "from 0 to 100");
+        return;
+    }
+    int weight = (int)json_integer_value(w);
+    atomic_store_explicit(&svc->live->canary_weight, weight, memory_order_relaxed);
+    snprintf(text, sizeof(text), "%d", weight);
+    static const char *const names[] = {"service", "weight"};
+    const char *values[] = {svc->name, text};
+    sy_admin_log_action(r, "canary", NULL, names, values, 2);
+    sy_admin_reply_json(r, 200, split_json(svc));
+}
+
 /* ---- reload ---- */
 
 static void post_reload(struct sy_admin_req *r)
@@ -263,6 +350,8 @@ const struct sy_admin_route sy_admin_api_routes[] = {
     {.pattern = "/api/v1/pools/{}/instances/{}/undrain", .methods = ADMIN_POST,
      .handle = post_undrain},
     {.pattern = "/api/v1/reload", .methods = ADMIN_POST, .handle = post_reload},
+    {.pattern = "/api/v1/services/{}/switch", .methods = ADMIN_POST, .handle = post_switch},
+    {.pattern = "/api/v1/services/{}/canary", .methods = ADMIN_POST, .handle = post_canary},
     /* the live dashboard: dashboard.c */
     {.pattern = "/", .methods = ADMIN_GET, .handle = sy_admin_dashboard_page},
     {.pattern = "/dashboard.js", .methods = ADMIN_GET, .handle = sy_admin_dashboard_js},

@@ -288,14 +288,14 @@ static json_t *slot_json(const struct sy_service *svc, enum sy_slot slot)
 
 static json_t *service_json(const struct sy_service *svc, int64_t now_ms)
 {
-    enum sy_slot other = svc->active == SY_SLOT_BLUE ? SY_SLOT_GREEN : SY_SLOT_BLUE;
+    enum sy_slot other = sy_live_active(svc) == SY_SLOT_BLUE ? SY_SLOT_GREEN : SY_SLOT_BLUE;
 
     /* rollout and scaling_signal: fixed until the issues that bring them */
     return json_pack("{s:s,s:s,s:i,s:s,s:s,s:i,s:b,s:{s:o,s:o}}",
-                     "name", svc->name, "active", slot_names[svc->active],
-                     "canary_weight", svc->canary.weight, "canary_slot", slot_names[other],
+                     "name", svc->name, "active", slot_names[sy_live_active(svc)],
+                     "canary_weight", sy_live_canary_weight(svc), "canary_slot", slot_names[other],
                      "rollout", "idle", "scaling_signal", 0,
-                     "ready", sy_pool_healthy(svc->slot_pool[svc->active], now_ms),
+                     "ready", sy_pool_healthy(svc->slot_pool[sy_live_active(svc)], now_ms),
                      "slots", "blue", slot_json(svc, SY_SLOT_BLUE),
                      "green", slot_json(svc, SY_SLOT_GREEN));
 }

@@ -405,7 +405,7 @@ static void services(struct text *t, struct text *labels, const struct sy_conf *
             const char *const values[] = {conf->services[i].name, slots[s]};
             labels->len = 0;
             put_labels(labels, slot_label_names, values, 2);
-            sample(t, slot_name, labels, conf->services[i].active == (enum sy_slot)s);
+            sample(t, slot_name, labels, sy_live_active(&conf->services[i]) == (enum sy_slot)s);
         }
     }
     family(t, weight_name, "gauge", "Percent of the service's requests sent to the "
@@ -414,7 +414,7 @@ static void services(struct text *t, struct text *labels, const struct sy_conf *
         const char *const service[] = {conf->services[i].name};
         labels->len = 0;
         put_labels(labels, slot_label_names, service, 1);
-        sample(t, weight_name, labels, (uint64_t)conf->services[i].canary.weight);
+        sample(t, weight_name, labels, (uint64_t)sy_live_canary_weight(&conf->services[i]));
     }
 }
 

@@ -136,6 +136,7 @@ free_pool(struct sy_pool *pool)
 static void
 free_service(struct sy_service *svc)
 {
+    sy_live_service_put(svc->live);
     free(svc->name);
     free(svc->canary.sticky_header);
     free(svc->canary.force_header);

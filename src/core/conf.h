@@ -83,6 +83,7 @@ struct sy_passive_conf {
 };
 
 struct sy_instance_live;         /* state that changes without a reload: live.h */
+struct sy_service_live;
 
 struct sy_instance {
     struct sy_addr addr;
@@ -165,6 +166,8 @@ struct sy_service {
     struct sy_scaling_conf scaling;
     struct sy_maintenance_conf maintenance;
     int64_t tunnel_drain_ms;
+    /* active slot and weight as they stand now (live.h); never NULL when loaded */
+    struct sy_service_live *live;
     uint32_t metric_id[2];      /* service-slot series per slot (metrics.h), set when prepared */
 };
 

@@ -449,6 +449,8 @@ parse_service(struct conf_ctx *ctx, const json_t *v, const char *path, struct sy
     if ((sub = json_object_get(v, "maintenance")) != NULL)
         parse_maintenance(ctx, sub, conf_path(p, path, "maintenance"), &svc->maintenance);
     conf_duration(ctx, v, path, "tunnel_drain_ms", 0, &svc->tunnel_drain_ms);
+    if (svc->name && !(svc->live = sy_live_service_get(svc->name, svc->active, svc->canary.weight)))
+        conf_err(ctx, path, "out of memory");
 }
 
 void

@@ -63,6 +63,67 @@ void sy_live_put(struct sy_instance_live *live)
     pthread_mutex_unlock(&registry_lock);
 }
 
+static struct sy_service_live *service_registry;
+
+struct sy_service_live *sy_live_service_get(const char *name, int conf_active, int conf_weight)
+{
+    struct sy_service_live *l;
+
+    pthread_mutex_lock(&registry_lock);
+    for (l = service_registry; l; l = l->next)
+        if (strcmp(l->name, name) == 0)
+            break;
+    if (!l && (l = calloc(1, sizeof(*l))) != NULL) {
+        if (!(l->name = strdup(name))) {
+            free(l);
+            l = NULL;
+        } else {
+            atomic_init(&l->active, conf_active);
+            atomic_init(&l->canary_weight, conf_weight);
+            l->conf_active = conf_active;
+            l->conf_weight = conf_weight;
+            l->next = service_registry;
+            service_registry = l;
+        }
+    }
+    if (l)
+        l->refs++;
+    pthread_mutex_unlock(&registry_lock);
+    return l;
+}
+
+void sy_live_service_put(struct sy_service_live *live)
+{
+    if (!live)
+        return;
+    pthread_mutex_lock(&registry_lock);
+    if (--live->refs == 0) {
+        struct sy_service_live **pp = &service_registry;
+        while (*pp != live)
+            pp = &(*pp)->next;
+        *pp = live->next;
+        free(live->name);
+        free(live);
+    }
+    pthread_mutex_unlock(&registry_lock);
+}
+
+void sy_live_services_adopt(const struct sy_conf *conf)
+{
+    for (size_t i = 0; i < conf->nservices; i++) {
+        const struct sy_service *svc = &conf->services[i];
+        struct sy_service_live *l = svc->live;
+        if (svc->active != (enum sy_slot)l->conf_active) {
+            atomic_store_explicit(&l->active, svc->active, memory_order_relaxed);
+            l->conf_active = svc->active;
+        }
+        if (svc->canary.weight != l->conf_weight) {
+            atomic_store_explicit(&l->canary_weight, svc->canary.weight, memory_order_relaxed);
+            l->conf_weight = svc->canary.weight;
+        }
+    }
+}
+
 static bool ejected(const struct sy_instance_live *live, int64_t now_ms)
 {
     return atomic_load_explicit(&live->ejected_until_ms, memory_order_relaxed) > now_ms;

@@ -47,6 +47,49 @@ struct sy_instance_live {
 };
 
 /*
+ * A service's traffic split as it stands now: the active slot and the
+ * canary weight, changed by the admin API without a reload. The main
+ * thread writes; workers read with relaxed atomics.
+ */
+struct sy_service_live {
+    _Atomic int active;                 /* enum sy_slot */
+    _Atomic int canary_weight;          /* 0..100: percent to the other slot */
+    /* main thread: what the configuration said when last adopted */
+    int conf_active, conf_weight;
+
+    /* registry (under its lock) */
+    char *name;
+    unsigned refs;
+    struct sy_service_live *next;
+};
+
+/*
+ * The entry for a service, created on first use with the configuration's
+ * active slot and canary weight. Takes a reference; NULL when out of memory.
+ */
+struct sy_service_live *sy_live_service_get(const char *name, int conf_active, int conf_weight);
+void sy_live_service_put(struct sy_service_live *live);
+
+/*
+ * After conf is published (main thread): where the configuration's active
+ * slot or canary weight differs from what the previous one said, the
+ * operator edited the file, and the file wins; otherwise a change made at
+ * run time (the admin API) stays.
+ */
+void sy_live_services_adopt(const struct sy_conf *conf);
+
+/* The service's active slot and canary weight now. */
+static inline enum sy_slot sy_live_active(const struct sy_service *svc)
+{
+    return (enum sy_slot)atomic_load_explicit(&svc->live->active, memory_order_relaxed);
+}
+
+static inline int sy_live_canary_weight(const struct sy_service *svc)
+{
+    return atomic_load_explicit(&svc->live->canary_weight, memory_order_relaxed);
+}
+
+/*
  * The entry for (pool, addr), created on first use: UNKNOWN when the pool
  * runs active checks, else UP. Takes a reference. NULL when out of memory.
  */

@@ -17,6 +17,7 @@
 #include <event2/event.h>
 
 #include "log.h"
+#include "live.h"
 #include "process.h"
 
 #define LISTEN_BACKLOG 4096
@@ -151,6 +152,7 @@ int sy_process_reload(char *err, size_t errlen)
         sy_worker_publish_conf(proc.workers[i], conf);
     sy_conf_unref(proc.conf);
     proc.conf = conf;
+    sy_live_services_adopt(conf);
     for (const struct sy_main_service *const *s = proc.hooks->services; s && *s; s++)
         (*s)->reconfigure(conf);
     proc.reloads.success++;

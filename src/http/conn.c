@@ -631,6 +631,7 @@ static int http_worker_init(struct sy_worker *w)
         seed = (uint64_t)sy_now_us() ^ ((uint64_t)getpid() << 32);
     snprintf(hw->request_id_prefix, sizeof(hw->request_id_prefix), "%016llx",
              (unsigned long long)(seed ^ w->id));
+    hw->rng = (seed ^ w->id) | 1;
     w->http = hw;
     return 0;
 }

@@ -174,6 +174,7 @@ struct sy_http_worker {
     uint64_t request_seq;
     char request_id_prefix[17];
     int64_t panic_logged_ms;
+    uint64_t rng;               /* canary split (xorshift64; never 0) */
     bool draining;
     struct sy_worker_metrics *metrics;  /* core/metrics.h */
 };

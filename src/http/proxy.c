@@ -757,6 +757,51 @@ static enum sy_relay_mode request_relay_mode(const struct sy_http_head *h)
     }
 }
 
+/* canary.force_header: "always" sends the request to the canary slot, "never" keeps it off. */
+static int forced_slot(const struct sy_request *req, const char *data)
+{
+    const char *name = req->service->canary.force_header;
+    size_t len = strlen(name);
+
+    for (uint32_t i = 0; i < req->head.nheaders; i++) {
+        const struct sy_header *hd = &req->head.headers[i];
+        if (hd->name.len != len || strncasecmp(data + hd->name.off, name, len) != 0)
+            continue;
+        const char *v = data + hd->value.off;
+        if (hd->value.len == 6 && strncasecmp(v, "always", 6) == 0)
+            return 1;
+        if (hd->value.len == 5 && strncasecmp(v, "never", 5) == 0)
+            return 0;
+    }
+    return -1;
+}
+
+/*
+ * The service's slot for this request: the active one, or the other with
+ * the canary weight's probability. Read from the live state, so a switch
+ * reaches every worker at once; each request reads it once.
+ */
+static enum sy_slot pick_slot(struct sy_request *req, const char *data)
+{
+    const struct sy_service_live *live = req->service->live;
+    enum sy_slot active = (enum sy_slot)atomic_load_explicit(&live->active, memory_order_relaxed);
+    int weight = atomic_load_explicit(&live->canary_weight, memory_order_relaxed);
+    enum sy_slot canary = active == SY_SLOT_BLUE ? SY_SLOT_GREEN : SY_SLOT_BLUE;
+    int forced = req->service->canary.force_header ? forced_slot(req, data) : -1;
+
+    if (forced >= 0)
+        return forced ? canary : active;
+    if (weight <= 0)
+        return active;
+    /* xorshift64: a fair split needs no cryptographic randomness */
+    uint64_t x = req->hw->rng;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    req->hw->rng = x;
+    return (int)(x % 100) < weight ? canary : active;
+}
+
 void sy_proxy_start(struct sy_request *req)
 {
     const struct sy_http_head *h = &req->head;
@@ -781,7 +826,7 @@ void sy_proxy_start(struct sy_request *req)
     req->websocket = h->upgrade && h->method == SY_METHOD_GET && h->version_minor == 1 &&
                      h->body == SY_BODY_NONE && upgrade_is_websocket(h, data);
     req->service = req->route->service;
-    req->slot = req->service->active;
+    req->slot = pick_slot(req, data);
     req->pool = req->service->slot_pool[req->slot];
     connect_upstream(req);
 }

@@ -315,8 +315,8 @@ class AdminApi(unittest.TestCase):
                              ("GET", "/api/v1/pools/p"),
                              ("POST", "/api/v1/pools/p/instances/%s/bounce" % self.a),
                              ("POST", "/api/v1/pools/p/instances//drain"),
-                             ("POST", "/api/v1/services/svc/switch"),
-                             ("POST", "/api/v1/services/svc/canary"),
+                             ("POST", "/api/v1/services/nope/switch"),
+                             ("POST", "/api/v1/services/nope/canary"),
                              ("GET", "/api/v1/services/svc/rollout"),
                              ("POST", "/api/v1/services/svc/maintenance")]:
             with self.subTest(method=method, path=path):

@@ -186,6 +186,39 @@ test_healthy(void **state)
     pool_free(p);
 }
 
+static void
+test_service_adopt(void **state)
+{
+    (void)state;
+    struct sy_service svc = {.name = "svc", .active = SY_SLOT_BLUE, .canary.weight = 0};
+    struct sy_conf conf = {.services = &svc, .nservices = 1};
+
+    svc.live = sy_live_service_get("svc", SY_SLOT_BLUE, 0);
+    assert_non_null(svc.live);
+    assert_int_equal(sy_live_active(&svc), SY_SLOT_BLUE);
+    /* a run-time switch survives a configuration that did not change its own values */
+    atomic_store(&svc.live->active, SY_SLOT_GREEN);
+    atomic_store(&svc.live->canary_weight, 30);
+    sy_live_services_adopt(&conf);
+    assert_int_equal(sy_live_active(&svc), SY_SLOT_GREEN);
+    assert_int_equal(sy_live_canary_weight(&svc), 30);
+    /* the file's active slot changed: it wins; its weight did not: the run-time one stays */
+    svc.active = SY_SLOT_GREEN;
+    atomic_store(&svc.live->active, SY_SLOT_BLUE);
+    sy_live_services_adopt(&conf);
+    assert_int_equal(sy_live_active(&svc), SY_SLOT_GREEN);
+    assert_int_equal(sy_live_canary_weight(&svc), 30);
+    svc.canary.weight = 5;
+    sy_live_services_adopt(&conf);
+    assert_int_equal(sy_live_canary_weight(&svc), 5);
+    /* a second get shares the entry and keeps its state */
+    struct sy_service_live *again = sy_live_service_get("svc", SY_SLOT_BLUE, 0);
+    assert_ptr_equal(again, svc.live);
+    assert_int_equal(atomic_load(&again->active), SY_SLOT_GREEN);
+    sy_live_service_put(again);
+    sy_live_service_put(svc.live);
+}
+
 int
 main(void)
 {
@@ -197,6 +230,7 @@ main(void)
         cmocka_unit_test(test_last_usable_never_ejected),
         cmocka_unit_test(test_passive_off),
         cmocka_unit_test(test_healthy),
+        cmocka_unit_test(test_service_adopt),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -23,6 +23,7 @@
 #include <event2/buffer.h>
 
 #include "admin/metrics.h"
+#include "core/live.h"
 #include "core/metrics.h"
 #include "test_util.h"
 
@@ -583,6 +584,8 @@ test_text(void **state)
     struct sy_service svc = {.name = (char *)odd, .active = SY_SLOT_GREEN, .canary = {.weight = 7}};
     struct sy_conf conf = {.services = &svc, .nservices = 1};
     uint32_t ss = sy_metrics_service_slot(odd, "green");
+
+    assert_non_null(svc.live = sy_live_service_get(odd, SY_SLOT_GREEN, 7));
     uint32_t route = sy_metrics_route(odd, "green", "*/x\"y");
     uint32_t up = sy_metrics_upstream("text-pool", "[::1]:8080");
 
@@ -631,6 +634,7 @@ test_text(void **state)
         assert_true(line[0] == '#' || strncmp(line, "switchyard_", 11) == 0);
     free(text);
     sy_metrics_worker_free(wm);
+    sy_live_service_put(svc.live);
 }
 
 int

@@ -1,0 +1,220 @@
+# SPDX-License-Identifier: BSD-2-Clause
+"""Blue-green switch and canary weight at run time (issue 7, first part):
+real blue and green backends that answer their slot's name, the admin
+API and switchyard-ctl. A switch under continuous load fails no request
+and, once the call returns, no new request reaches the old slot; a
+switch to a pool with no healthy instance is refused unless forced; the
+canary split holds within 3 points; the force header; bad input changes
+nothing; a reload keeps a run-time switch unless the file's own active
+slot changed.
+"""
+import os
+import subprocess
+import sys
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from lib import admin, backends, ports, proxytest, root_path  # noqa: E402
+from lib.httpc import build  # noqa: E402
+from lib.promtext import parse_metrics, sample  # noqa: E402
+
+TOKEN = "switch-token"
+
+
+def config(td, active="blue", weight=0, green_addr=None, green_extra=None, **svc_extra):
+    green = dict({"instances": [{"addr": green_addr or td.addr(1)}]}, **(green_extra or {}))
+    svc = dict({"blue": "blue", "green": "green", "active": active,
+                "canary": dict({"weight": weight}, **svc_extra.pop("canary", {}))}, **svc_extra)
+    return proxytest.config(
+        workers=2,
+        pools={"blue": {"instances": [{"addr": td.addr(0)}]}, "green": green},
+        services={"app": svc},
+        routes=[{"host": "*", "path": "/", "service": "app"}],
+        admin={"listen": "127.0.0.1:%d" % ports.free_port(), "token_file": "{tmp}/admin.token"})
+
+
+def start(cfg):
+    return admin.start_gateway(cfg, tokens=[TOKEN])
+
+
+def slot_of(gw, headers=()):
+    r = proxytest.once(gw, build("GET", "/", headers=list(headers)))
+    assert r.status == 200, r
+    return r.body.decode().strip()
+
+
+def split(gw, n):
+    """Of n requests on one keep-alive connection, how many reached green."""
+    green = 0
+    with proxytest.client(gw) as c:
+        for _ in range(n):
+            r = c.request(build("GET", "/"))
+            assert r.status == 200, r
+            green += r.body == b"green\n"
+    return green
+
+
+class Switch(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.td = backends.Testd([(0, "blue"), (0, "green")], threads=2).start()
+        cls.addClassCleanup(cls.td.stop)
+
+    def gateway(self, cfg):
+        gw = start(cfg)
+        self.addCleanup(gw.__exit__, None, None, None)
+        return gw, admin.Admin(gw, token=TOKEN)
+
+    def test_switch_under_load_fails_nothing_and_leaves_the_old_slot(self):
+        gw, api = self.gateway(config(self.td))
+        stop = threading.Event()
+        results, errors = [], []
+
+        def load():
+            try:
+                with proxytest.client(gw) as c:
+                    while not stop.is_set():
+                        sent = time.monotonic()
+                        r = c.request(build("GET", "/"))
+                        results.append((sent, r.status, r.body))
+            except Exception as e:      # a failed request fails the test below
+                errors.append(e)
+
+        threads = [threading.Thread(target=load) for _ in range(4)]
+        for t in threads:
+            t.start()
+        time.sleep(0.5)
+        r = api.post("/api/v1/services/app/switch", {"to": "green"})
+        returned = time.monotonic()
+        time.sleep(0.5)
+        stop.set()
+        for t in threads:
+            t.join(10)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json, {"service": "app", "active": "green", "canary_weight": 0})
+        self.assertEqual(errors, [])
+        self.assertTrue(all(status == 200 for _, status, _ in results))
+        before = [b for sent, _, b in results if sent < returned]
+        after = [b for sent, _, b in results if sent > returned]
+        self.assertIn(b"blue\n", before)
+        self.assertGreater(len(after), 50)
+        self.assertEqual(set(after), {b"green\n"})
+        # rollback is the same call back
+        self.assertEqual(api.post("/api/v1/services/app/switch", {"to": "blue"}).status, 200)
+        self.assertEqual(slot_of(gw), "blue")
+        events = [e for e in gw.log_lines("security", 2) if e["event"] == "admin_action"]
+        self.assertEqual([(e["action"], e["from"], e["to"]) for e in events],
+                         [("switch", "blue", "green"), ("switch", "green", "blue")])
+
+    def test_switch_to_a_pool_without_a_healthy_instance_is_refused_unless_forced(self):
+        dead = "127.0.0.1:%d" % ports.free_port()
+        gw, api = self.gateway(config(self.td, green_addr=dead, green_extra={
+            "health": {"path": "/health", "interval_ms": 200, "timeout_ms": 100}}))
+        r = api.post("/api/v1/services/app/switch", {"to": "green"})
+        self.assertEqual(r.status, 409, r)
+        self.assertIn("green", r.json["error"])
+        self.assertEqual(slot_of(gw), "blue")
+        r = api.post("/api/v1/services/app/switch", {"to": "green", "force": True})
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(api.get("/api/v1/status").json["services"][0]["active"], "green")
+
+    def test_bad_input_changes_nothing(self):
+        gw, api = self.gateway(config(self.td, weight=5))
+        for path, body, status in [
+                ("/api/v1/services/app/switch", {"to": "red"}, 400),
+                ("/api/v1/services/app/switch", {"slot": "green"}, 400),
+                ("/api/v1/services/app/switch", None, 400),
+                ("/api/v1/services/app/switch", {"to": "green", "force": "yes"}, 400),
+                ("/api/v1/services/nope/switch", {"to": "green"}, 404),
+                ("/api/v1/services/app/canary", {"weight": 101}, 400),
+                ("/api/v1/services/app/canary", {"weight": -1}, 400),
+                ("/api/v1/services/app/canary", {"weight": "10"}, 400),
+                ("/api/v1/services/app/canary", {"weight": 10.5}, 400),
+                ("/api/v1/services/app/canary", {}, 400),
+                ("/api/v1/services/nope/canary", {"weight": 10}, 404)]:
+            with self.subTest(path=path, body=body):
+                r = api.post(path, body)
+                self.assertEqual(r.status, status, r)
+                self.assertIn("error", r.json)
+        svc = api.get("/api/v1/status").json["services"][0]
+        self.assertEqual((svc["active"], svc["canary_weight"]), ("blue", 5))
+        self.assertEqual(api.post("/api/v1/services/app/switch", {"to": "green"},
+                                  token="wrong").status, 401)
+
+    def test_canary_split_within_three_points(self):
+        gw, api = self.gateway(config(self.td))
+        n = 5000
+        for weight in (1, 10, 50):
+            with self.subTest(weight=weight):
+                r = api.post("/api/v1/services/app/canary", {"weight": weight})
+                self.assertEqual(r.json["canary_weight"], weight)
+                share = 100.0 * split(gw, n) / n
+                self.assertLess(abs(share - weight), 3.0, share)
+        api.post("/api/v1/services/app/canary", {"weight": 0})
+        self.assertEqual(split(gw, 200), 0)
+        # the canary is the slot that is not active
+        api.post("/api/v1/services/app/switch", {"to": "green"})
+        api.post("/api/v1/services/app/canary", {"weight": 100})
+        self.assertEqual(split(gw, 200), 0)
+
+    def test_force_header(self):
+        gw, api = self.gateway(config(self.td, weight=0, canary={"force_header": "X-Canary"}))
+        self.assertEqual(slot_of(gw, [("X-Canary", "always")]), "green")
+        self.assertEqual(slot_of(gw, [("x-canary", "ALWAYS")]), "green")
+        self.assertEqual(slot_of(gw, [("X-Canary", "maybe")]), "blue")
+        api.post("/api/v1/services/app/canary", {"weight": 100})
+        self.assertEqual(slot_of(gw, [("X-Canary", "never")]), "blue")
+        self.assertEqual(slot_of(gw), "green")
+
+    def test_reload_keeps_a_runtime_switch_unless_the_file_changed_its_own(self):
+        cfg = config(self.td)
+        gw, api = self.gateway(cfg)
+        api.post("/api/v1/services/app/switch", {"to": "green"})
+        api.post("/api/v1/services/app/canary", {"weight": 20})
+        gw.write_config(dict(gw.config))      # the same file
+        self.assertEqual(api.post("/api/v1/reload").status, 200)
+        svc = api.get("/api/v1/status").json["services"][0]
+        self.assertEqual((svc["active"], svc["canary_weight"]), ("green", 20))
+        # an operator who edits the file's active slot and reloads is obeyed
+        edited = dict(gw.config)
+        edited["services"] = {"app": dict(edited["services"]["app"], active="green")}
+        gw.write_config(edited)
+        api.post("/api/v1/services/app/switch", {"to": "blue"})     # a switch zeroes the weight
+        self.assertEqual(api.post("/api/v1/reload").status, 200)
+        svc = api.get("/api/v1/status").json["services"][0]
+        self.assertEqual((svc["active"], svc["canary_weight"]), ("green", 0))
+        self.assertEqual(slot_of(gw), "green")
+        api.post("/api/v1/services/app/canary", {"weight": 20})
+        m = parse_metrics(api.get("/metrics").text)
+        self.assertEqual(sample(m, "switchyard_service_active_slot", service="app",
+                                slot="green"), 1)
+        self.assertEqual(sample(m, "switchyard_service_active_slot", service="app",
+                                slot="blue"), 0)
+        self.assertEqual(sample(m, "switchyard_service_canary_weight", service="app"), 20)
+
+    def test_switchyard_ctl(self):
+        gw, api = self.gateway(config(self.td))
+        token_file = os.path.join(gw.tmp, "admin.token")
+        ctl = [root_path("build", "switchyard-ctl"), "--admin", gw.admin_url("").rstrip("/"),
+               "--token-file", token_file]
+        out = subprocess.run(ctl + ["switch", "app", "green"], capture_output=True, text=True,
+                             timeout=30)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertEqual(slot_of(gw), "green")
+        out = subprocess.run(ctl + ["canary", "app", "30"], capture_output=True, text=True,
+                             timeout=30)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertEqual(api.get("/api/v1/status").json["services"][0]["canary_weight"], 30)
+        out = subprocess.run(ctl + ["canary", "app", "300"], capture_output=True, text=True,
+                             timeout=30)
+        self.assertEqual(out.returncode, 2, out.stdout + out.stderr)
+        out = subprocess.run(ctl + ["switch", "nope", "blue"], capture_output=True, text=True,
+                             timeout=30)
+        self.assertEqual(out.returncode, 1, out.stdout + out.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
