@@ -757,22 +757,61 @@ static enum sy_relay_mode request_relay_mode(const struct sy_http_head *h)
     }
 }
 
-/* canary.force_header: "always" sends the request to the canary slot, "never" keeps it off. */
-static int forced_slot(const struct sy_request *req, const char *data)
+/* The value of the request header called name (any case), or NULL. */
+static const char *header_value(const struct sy_request *req, const char *data, const char *name,
+                                uint32_t *len)
 {
-    const char *name = req->service->canary.force_header;
-    size_t len = strlen(name);
+    size_t n = strlen(name);
 
     for (uint32_t i = 0; i < req->head.nheaders; i++) {
         const struct sy_header *hd = &req->head.headers[i];
-        if (hd->name.len != len || strncasecmp(data + hd->name.off, name, len) != 0)
-            continue;
-        const char *v = data + hd->value.off;
-        if (hd->value.len == 6 && strncasecmp(v, "always", 6) == 0)
-            return 1;
-        if (hd->value.len == 5 && strncasecmp(v, "never", 5) == 0)
-            return 0;
+        if (hd->name.len == n && strncasecmp(data + hd->name.off, name, n) == 0) {
+            *len = hd->value.len;
+            return data + hd->value.off;
+        }
     }
+    return NULL;
+}
+
+/*
+ * A sticky client's place in 0..99: a hash of its key, so it keeps its
+ * slot while the weight stays, and a higher weight only moves clients
+ * toward the canary (those below the new weight). -1: not sticky (or no
+ * key), the split is drawn per request.
+ */
+static int sticky_bucket(const struct sy_request *req, const char *data)
+{
+    const struct sy_canary *c = &req->service->canary;
+    const char *key = NULL;
+    uint32_t len = 0;
+
+    if (c->sticky == SY_STICKY_CLIENT_IP) {
+        key = req->client_ip;
+        len = (uint32_t)strlen(key);
+    } else if (c->sticky == SY_STICKY_HEADER) {
+        key = header_value(req, data, c->sticky_header, &len);
+    }
+    if (!key)
+        return -1;
+    uint64_t h = 1469598103934665603ULL;        /* FNV-1a, then a final mix */
+    for (uint32_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)key[i]) * 1099511628211ULL;
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    return (int)(h % 100);
+}
+
+/* canary.force_header: "always" sends the request to the canary slot, "never" keeps it off. */
+static int forced_slot(const struct sy_request *req, const char *data)
+{
+    uint32_t len;
+    const char *v = header_value(req, data, req->service->canary.force_header, &len);
+
+    if (v && len == 6 && strncasecmp(v, "always", 6) == 0)
+        return 1;
+    if (v && len == 5 && strncasecmp(v, "never", 5) == 0)
+        return 0;
     return -1;
 }
 
@@ -793,6 +832,9 @@ static enum sy_slot pick_slot(struct sy_request *req, const char *data)
         return forced ? canary : active;
     if (weight <= 0)
         return active;
+    int bucket = req->service->canary.sticky != SY_STICKY_NONE ? sticky_bucket(req, data) : -1;
+    if (bucket >= 0)
+        return bucket < weight ? canary : active;
     /* xorshift64: a fair split needs no cryptographic randomness */
     uint64_t x = req->hw->rng;
     x ^= x << 13;

@@ -4,7 +4,8 @@ real blue and green backends that answer their slot's name, the admin
 API and switchyard-ctl. A switch under continuous load fails no request
 and, once the call returns, no new request reaches the old slot; a
 switch to a pool with no healthy instance is refused unless forced; the
-canary split holds within 3 points; the force header; bad input changes
+canary split holds within 3 points; stickiness by client address and by
+header; the force header; bad input changes
 nothing; a reload keeps a run-time switch unless the file's own active
 slot changed.
 """
@@ -168,6 +169,40 @@ class Switch(unittest.TestCase):
         api.post("/api/v1/services/app/canary", {"weight": 100})
         self.assertEqual(slot_of(gw, [("X-Canary", "never")]), "blue")
         self.assertEqual(slot_of(gw), "green")
+
+    def sticky_slots(self, gw, clients, header):
+        """{client: the set of slots its 5 requests reached}."""
+        seen = {}
+        with proxytest.client(gw) as c:
+            for client in clients:
+                for _ in range(5):
+                    r = c.request(build("GET", "/", headers=[(header, client)]))
+                    self.assertEqual(r.status, 200, r)
+                    seen.setdefault(client, set()).add(r.body.decode().strip())
+        return seen
+
+    def check_sticky(self, cfg, header, clients):
+        gw, api = self.gateway(cfg)
+        on_canary = {}
+        for weight in (30, 60):
+            api.post("/api/v1/services/app/canary", {"weight": weight})
+            seen = self.sticky_slots(gw, clients, header)
+            self.assertTrue(all(len(slots) == 1 for slots in seen.values()), seen)
+            on_canary[weight] = {c for c, slots in seen.items() if slots == {"green"}}
+            share = 100.0 * len(on_canary[weight]) / len(clients)
+            self.assertLess(abs(share - weight), 12, share)   # 200 clients: a loose bound
+        # raising the weight only moves clients toward the canary
+        self.assertLess(on_canary[30], on_canary[60])
+
+    def test_sticky_client_ip(self):
+        cfg = config(self.td, canary={"sticky": "client_ip"})
+        cfg["trusted_proxies"] = ["127.0.0.1/32"]
+        clients = ["10.1.%d.%d" % (i // 250, i % 250 + 1) for i in range(200)]
+        self.check_sticky(cfg, "X-Forwarded-For", clients)
+
+    def test_sticky_header(self):
+        cfg = config(self.td, canary={"sticky": "header:X-User"})
+        self.check_sticky(cfg, "X-User", ["user-%d" % i for i in range(200)])
 
     def test_reload_keeps_a_runtime_switch_unless_the_file_changed_its_own(self):
         cfg = config(self.td)
