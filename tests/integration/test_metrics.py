@@ -362,7 +362,10 @@ class MetricsAcrossReloads(MetricsCase):
         self.assertEqual(sample(m2, REQ, status="200", **route), 95)
         self.assertEqual(self.hist(m2, DUR, service="flaky", slot="green")[2], 100)
 
-        # new traffic adds up: the slot is blue now, the old series stay
+        # new traffic adds up: the slot is blue now (with the canary off, so
+        # that every new request lands there), the old series stay
+        r = admin.Admin(gw).post("/api/v1/services/flaky/canary", {"weight": 0})
+        self.assertEqual(r.status, 200, r)
         drive(gw, flaky_paths(20) + ["/new"] * 3, "flaky.test", 2,
               lambda p: 500 if p == "/status/500" else 200)
         gw.access_log_lines(123, timeout=10.0)
