@@ -100,6 +100,10 @@ cat <<BANNER
            sed -i 's/"active": "blue"/"active": "green"/' $RUN_CONF
            $GATEWAY -s reload -p $PID_FILE
            curl http://127.0.0.1:8080/                 -> "green"
+  or at run time, health-gated (and back the same way):
+           build/switchyard-ctl --token-file $TOKEN_FILE switch demo green
+           build/switchyard-ctl --token-file $TOKEN_FILE status
+  dashboard: http://127.0.0.1:9901/   (sign in with the admin token)
   logs:    conf/demo/logs/access.log, conf/demo/logs/security.log
 
 BANNER
