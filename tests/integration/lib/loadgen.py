@@ -20,9 +20,12 @@ import subprocess
 import threading
 import time
 
-from . import httpc
+from . import httpc, ports
 
 H = "127.0.0.1"
+
+
+_admin_ports = {}       # listener port -> its admin port
 
 
 def minimal_config(port, pools, active=None, workers=2, **extra):
@@ -30,7 +33,10 @@ def minimal_config(port, pools, active=None, workers=2, **extra):
     127.0.0.1:port, pools {name: [addr, ...]}, service "svc" with slot blue
     on the first pool and green on the second (or the first again), one
     catch-all route, logs under {tmp}/logs. extra keys are added at the top
-    level (e.g. shutdown_timeout_ms=500)."""
+    level (e.g. shutdown_timeout_ms=500). The admin listener gets a free
+    port (the default 127.0.0.1:9901 may be taken by another gateway), the
+    same one for every configuration of this listener port, so that a
+    reload to a new minimal_config does not move it."""
     names = list(pools)
     svc = {"blue": names[0], "green": names[1] if len(names) > 1 else names[0]}
     if active is not None:
@@ -44,6 +50,7 @@ def minimal_config(port, pools, active=None, workers=2, **extra):
         "routes": [{"host": "*", "path": "/", "service": "svc"}],
         "log": {"access": "{tmp}/logs/access.log", "security": "{tmp}/logs/security.log",
                 "error": "{tmp}/logs/error.log"},
+        "admin": {"listen": "%s:%d" % (H, _admin_ports.setdefault(port, ports.free_port()))},
     }
     cfg.update(extra)
     return cfg
