@@ -14,21 +14,13 @@
 #include "core/live.h"
 #include "http/balance.h"
 #include "http/route.h"
+#include "bench_util.h"
 
 #define NINSTANCES 8
 #define PICKS      20000000u
 #define MATCHES    5000000u
 
 static volatile size_t sink;
-
-static double
-now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
 
 static void
 bench_pick(const char *name, enum sy_balance balance, const int *weights)

@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "core/hist.h"
+#include "bench_util.h"
 
 #define NVALUES 65536           /* 512 KiB of values: in L2, like a worker's hot data */
 
@@ -24,15 +25,6 @@ static void
 report(const char *what, double ns, const char *per)
 {
     printf("%-42s %8.2f ns/%s\n", what, ns, per);
-}
-
-static double
-now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
 }
 
 static void

@@ -26,6 +26,7 @@
 
 #include "admin/metrics.h"
 #include "core/metrics.h"
+#include "bench_util.h"
 
 #define ROUNDS 11
 
@@ -39,14 +40,6 @@ static struct {
     atomic_int free_run;        /* record until it drops to 0 */
     atomic_ullong free_records;
 } b;
-
-static double now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
 
 static int cmp_double(const void *x, const void *y)
 {

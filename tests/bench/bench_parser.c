@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "http/parser.h"
+#include "bench_util.h"
 
 static const char request[] =
     "GET /products/item.html?id=1234&ref=home HTTP/1.1\r\n"
@@ -30,15 +31,6 @@ static const char request[] =
 static const char chunked[] = "400\r\n" "%1024s" "\r\n" "0\r\n\r\n";
 
 static volatile size_t sink;
-
-static double
-now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
 
 static void
 bench_request(unsigned long n, size_t first_read)
