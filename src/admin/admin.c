@@ -30,6 +30,7 @@
 
 #include "admin.h"
 #include "admin_internal.h"
+#include "core/clock.h"
 #include "core/log.h"
 
 #define MAX_BODY_BYTES      (64 * 1024)
@@ -51,14 +52,6 @@ static struct {
     int64_t started_ms;                 /* monotonic */
 } admin;
 
-static int64_t clock_ms(clockid_t clock)
-{
-    struct timespec ts;
-
-    clock_gettime(clock, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 struct sy_conf *sy_admin_conf(void)
 {
     return admin.conf;
@@ -66,7 +59,7 @@ struct sy_conf *sy_admin_conf(void)
 
 int64_t sy_admin_uptime_s(void)
 {
-    return (clock_ms(CLOCK_MONOTONIC) - admin.started_ms) / 1000;
+    return (sy_clock_ms(CLOCK_MONOTONIC) - admin.started_ms) / 1000;
 }
 
 /* ---- replies ---- */
@@ -490,7 +483,7 @@ static void on_request(struct evhttp_request *req, void *arg)
         .req = req,
         .conf = admin.conf,
         .token = -1,
-        .now_ms = clock_ms(CLOCK_REALTIME),
+        .now_ms = sy_clock_ms(CLOCK_REALTIME),
     };
     (void)arg;
 
@@ -565,7 +558,7 @@ static int admin_start(struct event_base *base, struct sy_conf *conf, char *err,
 {
     int fd;
 
-    admin.started_ms = clock_ms(CLOCK_MONOTONIC);
+    admin.started_ms = sy_clock_ms(CLOCK_MONOTONIC);
     admin.http = evhttp_new(base);
     if (!admin.http) {
         snprintf(err, errlen, "admin.listen %s: cannot create the HTTP server",

@@ -15,6 +15,8 @@
 
 #include "sy_auto.h"
 #include "admin_internal.h"
+#include "core/clock.h"
+#include "core/deploy.h"
 #include "core/live.h"
 #include "core/log.h"
 #include "core/process.h"
@@ -68,14 +70,30 @@ static void get_metrics(struct sy_admin_req *r)
 
 /* ---- status ---- */
 
+/* The scaling signal and the figures behind it (SPEC.md, Scaling signal). */
+json_t *sy_admin_scaling_json(const struct sy_service *svc)
+{
+    const struct sy_scaling_figures *f = &svc->live->scaling;
+
+    return json_pack("{s:i,s:s,s:f,s:i,s:f,s:I,s:{s:I,s:I,s:f}}",
+                     "recommendation", f->recommendation, "reason", f->reason,
+                     "p95_ms", f->p95_ms, "queue", f->queue, "error_rate", f->error_rate,
+                     "requests", (json_int_t)f->requests,
+                     "limits", "max_p95_ms", (json_int_t)svc->scaling.max_p95_ms,
+                     "max_queue", (json_int_t)svc->scaling.max_queue,
+                     "max_error_rate", svc->scaling.max_error_rate);
+}
+
 static json_t *service_json(const struct sy_service *svc, int64_t now_ms)
 {
-    return json_pack("{s:s,s:s,s:{s:s,s:s},s:i,s:b}", "name", svc->name,
+    return json_pack("{s:s,s:s,s:{s:s,s:s},s:i,s:b,s:s,s:o*}", "name", svc->name,
                      "active", slot_names[sy_live_active(svc)],
                      "pools", "blue", svc->slot_pool[SY_SLOT_BLUE]->name,
                      "green", svc->slot_pool[SY_SLOT_GREEN]->name,
                      "canary_weight", sy_live_canary_weight(svc),
-                     "ready", service_ready(svc, now_ms));
+                     "ready", service_ready(svc, now_ms),
+                     "rollout", sy_rollout_state_name(svc->live->rollout.state),
+                     "scaling", sy_admin_scaling_json(svc));
 }
 
 static json_t *pool_summary_json(const struct sy_pool *pool, int64_t now_ms)
@@ -279,20 +297,16 @@ static void post_switch(struct sy_admin_req *r)
                              to_name);
         return;
     }
-    const struct sy_pool *target = svc->slot_pool[to];
-    if (!force && !sy_pool_healthy(target, r->now_ms)) {
-        sy_admin_reply_error(r, 409, "pool \"%s\" of slot %s has no healthy instance "
-                             "(\"force\": true switches anyway)", target->name, to_name);
+    enum sy_slot from = sy_live_active(svc);
+    char err[256];
+    int rc = sy_deploy_switch(r->conf, svc, to, force, err, sizeof(err));
+    if (rc) {
+        sy_admin_reply_error(r, rc, "%s", err);
         return;
     }
-    enum sy_slot from = sy_live_active(svc);
-    atomic_store_explicit(&svc->live->active, to, memory_order_relaxed);
-    atomic_store_explicit(&svc->live->canary_weight, 0, memory_order_relaxed);
     static const char *const names[] = {"service", "from", "to", "force"};
     const char *values[] = {svc->name, slot_names[from], to_name, force ? "true" : "false"};
     sy_admin_log_action(r, "switch", NULL, names, values, 4);
-    sy_log_error(SY_LOG_INFO, "admin", "service %s switched from %s to %s%s", svc->name,
-                 slot_names[from], to_name, force ? " (forced)" : "");
     sy_admin_reply_json(r, 200, split_json(svc));
 }
 
@@ -311,12 +325,103 @@ static void post_canary(struct sy_admin_req *r)
         return;
     }
     int weight = (int)json_integer_value(w);
-    atomic_store_explicit(&svc->live->canary_weight, weight, memory_order_relaxed);
+    char err[256];
+    int rc = sy_deploy_set_weight(r->conf, svc, weight, err, sizeof(err));
+    if (rc) {
+        sy_admin_reply_error(r, rc, "%s", err);
+        return;
+    }
     snprintf(text, sizeof(text), "%d", weight);
     static const char *const names[] = {"service", "weight"};
     const char *values[] = {svc->name, text};
     sy_admin_log_action(r, "canary", NULL, names, values, 2);
     sy_admin_reply_json(r, 200, split_json(svc));
+}
+
+/* ---- rollout ---- */
+
+static json_t *side_json(const struct sy_rollout_side *side)
+{
+    return json_pack("{s:I,s:I,s:f,s:f}", "requests", (json_int_t)side->requests,
+                     "errors", (json_int_t)side->errors, "error_rate", side->error_rate,
+                     "p95_ms", side->p95_ms);
+}
+
+static json_t *analysis_json(const struct sy_rollout_analysis *a)
+{
+    if (!a->at_ms)
+        return json_null();
+    return json_pack("{s:o,s:i,s:i,s:f,s:s,s:s,s:o,s:o,s:f}", "at", timestamp_json(a->at_ms),
+                     "step", a->step, "weight", a->weight,
+                     "window_s", (double)a->window_ms / 1000.0, "verdict", a->verdict,
+                     "reason", a->reason, "canary", side_json(&a->canary),
+                     "baseline", side_json(&a->baseline), "p95_ratio", a->p95_ratio);
+}
+
+/* The rollout's state, step, weight and last analysis (GET, and every POST's answer). */
+json_t *sy_admin_rollout_json(const struct sy_service *svc, int64_t now_mono_ms)
+{
+    const struct sy_rollout_live *ro = &svc->live->rollout;
+    const struct sy_rollout_conf *rc = &svc->rollout;
+    json_t *steps = json_array();
+    bool active = sy_rollout_active(ro->state);
+    int canary = active ? ro->canary_slot : !sy_live_active(svc);
+
+    for (size_t i = 0; steps && i < rc->nsteps; i++)
+        json_array_append_new(steps, json_integer(rc->steps[i]));
+    return json_pack("{s:s,s:s,s:i,s:o*,s:i,s:s,s:s,s:f,s:{s:I,s:f,s:I,s:f,s:f},s:o,s:o,s:o}",
+                     "service", svc->name, "state", sy_rollout_state_name(ro->state),
+                     "step", ro->step, "steps", steps, "weight", sy_live_canary_weight(svc),
+                     "active", slot_names[sy_live_active(svc)], "canary", slot_names[canary],
+                     "step_interval_s", (double)rc->step_interval_ms / 1000.0,
+                     "limits", "min_requests", (json_int_t)rc->min_requests,
+                     "max_error_rate", rc->max_error_rate,
+                     "max_p95_ms", (json_int_t)rc->max_p95_ms,
+                     "max_p95_ratio", rc->max_p95_ratio,
+                     "p95_ratio_floor_ms", SY_ROLLOUT_RATIO_FLOOR_MS,
+                     "step_elapsed_s", active ? json_real((double)(now_mono_ms -
+                                                          ro->step_started_ms) / 1000.0)
+                                              : json_null(),
+                     "started", timestamp_json(ro->started_wall_ms),
+                     "last_analysis", analysis_json(&ro->last));
+}
+
+static void get_rollout(struct sy_admin_req *r)
+{
+    const struct sy_service *svc = find_service(r);
+
+    if (svc)
+        sy_admin_reply_json(r, 200, sy_admin_rollout_json(svc, sy_clock_ms(CLOCK_MONOTONIC)));
+}
+
+/* {"action": "start"|"pause"|"resume"|"abort"|"promote", "force": false} */
+static void post_rollout(struct sy_admin_req *r)
+{
+    const struct sy_service *svc = find_service(r);
+    const char *name = NULL;
+    int force = 0, action;
+    char err[256];
+
+    if (!svc)
+        return;
+    if (!r->body || json_unpack(r->body, "{s:s,s?b}", "action", &name, "force", &force) < 0 ||
+        (action = sy_rollout_action_parse(name)) < 0) {
+        sy_admin_reply_error(r, 400, "the body must be {\"action\": \"start\", \"pause\", "
+                             "\"resume\", \"abort\" or \"promote\", \"force\": false}");
+        return;
+    }
+    const char *before = sy_rollout_state_name(svc->live->rollout.state);
+    int rc = sy_deploy_rollout(r->conf, svc, (enum sy_rollout_action)action, force, err,
+                               sizeof(err));
+    static const char *const names[] = {"service", "rollout", "from", "to", "force"};
+    const char *values[] = {svc->name, name, before,
+                            sy_rollout_state_name(svc->live->rollout.state),
+                            force ? "true" : "false"};
+    sy_admin_log_action(r, "rollout", rc ? err : NULL, names, values, 5);
+    if (rc)
+        sy_admin_reply_error(r, rc, "%s", err);
+    else
+        sy_admin_reply_json(r, 200, sy_admin_rollout_json(svc, sy_clock_ms(CLOCK_MONOTONIC)));
 }
 
 /* ---- reload ---- */
@@ -352,6 +457,8 @@ const struct sy_admin_route sy_admin_api_routes[] = {
     {.pattern = "/api/v1/reload", .methods = ADMIN_POST, .handle = post_reload},
     {.pattern = "/api/v1/services/{}/switch", .methods = ADMIN_POST, .handle = post_switch},
     {.pattern = "/api/v1/services/{}/canary", .methods = ADMIN_POST, .handle = post_canary},
+    {.pattern = "/api/v1/services/{}/rollout", .methods = ADMIN_GET, .handle = get_rollout},
+    {.pattern = "/api/v1/services/{}/rollout", .methods = ADMIN_POST, .handle = post_rollout},
     /* the live dashboard: dashboard.c */
     {.pattern = "/", .methods = ADMIN_GET, .handle = sy_admin_dashboard_page},
     {.pattern = "/dashboard.js", .methods = ADMIN_GET, .handle = sy_admin_dashboard_js},

@@ -94,4 +94,8 @@ void sy_admin_log_auth_failed(const struct sy_admin_req *r, const char *path,
 void sy_admin_log_action(const struct sy_admin_req *r, const char *action, const char *reason,
                          const char *const *names, const char *const *values, size_t n);
 
+/* A service's rollout (GET .../rollout) and scaling signal, for the API and the dashboard. */
+json_t *sy_admin_rollout_json(const struct sy_service *svc, int64_t now_mono_ms);
+json_t *sy_admin_scaling_json(const struct sy_service *svc);
+
 #endif

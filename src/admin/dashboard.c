@@ -19,6 +19,7 @@
 #include "sy_auto.h"
 #include "admin_internal.h"
 #include "dashboard.h"
+#include "core/clock.h"
 #include "core/live.h"
 #include "core/log.h"
 #include "core/metrics.h"
@@ -290,14 +291,16 @@ static json_t *service_json(const struct sy_service *svc, int64_t now_ms)
 {
     enum sy_slot other = sy_live_active(svc) == SY_SLOT_BLUE ? SY_SLOT_GREEN : SY_SLOT_BLUE;
 
-    /* rollout and scaling_signal: fixed until the issues that bring them */
-    return json_pack("{s:s,s:s,s:i,s:s,s:s,s:i,s:b,s:{s:o,s:o}}",
+    return json_pack("{s:s,s:s,s:i,s:s,s:s,s:i,s:b,s:{s:o,s:o},s:o*,s:o*}",
                      "name", svc->name, "active", slot_names[sy_live_active(svc)],
                      "canary_weight", sy_live_canary_weight(svc), "canary_slot", slot_names[other],
-                     "rollout", "idle", "scaling_signal", 0,
+                     "rollout", sy_rollout_state_name(svc->live->rollout.state),
+                     "scaling_signal", svc->live->scaling.recommendation,
                      "ready", sy_pool_healthy(svc->slot_pool[sy_live_active(svc)], now_ms),
                      "slots", "blue", slot_json(svc, SY_SLOT_BLUE),
-                     "green", slot_json(svc, SY_SLOT_GREEN));
+                     "green", slot_json(svc, SY_SLOT_GREEN),
+                     "rollout_detail", sy_admin_rollout_json(svc, sy_clock_ms(CLOCK_MONOTONIC)),
+                     "scaling", sy_admin_scaling_json(svc));
 }
 
 static json_t *instance_json(const struct sy_pool *pool, const struct sy_instance *inst,

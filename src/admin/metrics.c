@@ -9,7 +9,9 @@
  * (10,000 series are about 40,000 lines) and handed to the reply by
  * reference, not copied.
  */
+#include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -147,7 +149,8 @@ static void family(struct text *t, const char *name, const char *type, const cha
 }
 
 /* name{LABELS} VALUE, where labels is already escaped text ("" for none). */
-static void sample(struct text *t, const char *name, const struct text *labels, uint64_t value)
+static void sample_signed(struct text *t, const char *name, const struct text *labels,
+                          bool negative, uint64_t magnitude)
 {
     put_str(t, name);
     if (labels->len) {
@@ -155,9 +158,14 @@ static void sample(struct text *t, const char *name, const struct text *labels, 
         put(t, labels->p, labels->len);
         PUT_LIT(t, "}");
     }
-    PUT_LIT(t, " ");
-    put_u64(t, value);
+    put_str(t, negative ? " -" : " ");
+    put_u64(t, magnitude);
     PUT_LIT(t, "\n");
+}
+
+static void sample(struct text *t, const char *name, const struct text *labels, uint64_t value)
+{
+    sample_signed(t, name, labels, false, value);
 }
 
 /* ---- families from the registry ---- */
@@ -418,6 +426,58 @@ static void services(struct text *t, struct text *labels, const struct sy_conf *
     }
 }
 
+/* A gauge per service and slot, read from the service's live entry. */
+static void slot_gauge(struct text *t, struct text *labels, const struct sy_conf *conf,
+                       const char *name, const char *help, size_t field_offset)
+{
+    static const char *const slots[] = {"blue", "green"};
+
+    family(t, name, "gauge", help);
+    for (size_t i = 0; i < conf->nservices; i++) {
+        const struct sy_service_live *live = conf->services[i].live;
+        const _Atomic int *field = (const _Atomic int *)((const char *)live + field_offset);
+        for (int s = 0; s < 2; s++) {
+            const char *const values[] = {conf->services[i].name, slots[s]};
+            int v = atomic_load_explicit(&field[s], memory_order_relaxed);
+            labels->len = 0;
+            put_labels(labels, slot_label_names, values, 2);
+            sample(t, name, labels, v > 0 ? (uint64_t)v : 0);
+        }
+    }
+}
+
+static void deployments(struct text *t, struct text *labels, const struct sy_conf *conf)
+{
+    static const char state_name[] = "switchyard_rollout_state";
+    static const char scale_name[] = "switchyard_scale_recommendation";
+    static const char *const state_labels[] = {"service", "state"};
+
+    family(t, state_name, "gauge", "1 for the state the service's rollout is in, else 0.");
+    for (size_t i = 0; i < conf->nservices; i++) {
+        const struct sy_service_live *live = conf->services[i].live;
+        for (int s = 0; s < SY_ROLLOUT_NSTATES; s++) {
+            const char *const values[] = {conf->services[i].name, sy_rollout_state_name(s)};
+            labels->len = 0;
+            put_labels(labels, state_labels, values, 2);
+            sample(t, state_name, labels, live->rollout.state == (enum sy_rollout_state)s);
+        }
+    }
+    family(t, scale_name, "gauge", "Scaling signal of the service's active pool: 1 add "
+           "instances, -1 remove some, 0 hold (the figures: /api/v1/status).");
+    for (size_t i = 0; i < conf->nservices; i++) {
+        const char *const service[] = {conf->services[i].name};
+        int r = conf->services[i].live->scaling.recommendation;
+        labels->len = 0;
+        put_labels(labels, slot_label_names, service, 1);
+        sample_signed(t, scale_name, labels, r < 0, (uint64_t)(r < 0 ? -r : r));
+    }
+    slot_gauge(t, labels, conf, "switchyard_tunnels_active", "WebSocket tunnels open, by the "
+               "service and slot they were opened on.", offsetof(struct sy_service_live, tunnels));
+    slot_gauge(t, labels, conf, "switchyard_upstream_queue", "Requests waiting for an upstream "
+               "connection (connect or TLS handshake under way), by service and slot.",
+               offsetof(struct sy_service_live, connecting));
+}
+
 static void free_text(const void *data, size_t len, void *arg)
 {
     (void)len, (void)arg;
@@ -438,6 +498,7 @@ int sy_admin_metrics_write(struct evbuffer *out, const struct sy_conf *conf, int
     log_dropped(&t, &labels);
     cert_expiry(&t, &labels, conf);
     services(&t, &labels, conf);
+    deployments(&t, &labels, conf);
     free(labels.p);
     if (t.failed || labels.failed ||
         evbuffer_add_reference(out, t.p, t.len, free_text, NULL) < 0) {

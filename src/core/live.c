@@ -108,19 +108,42 @@ void sy_live_service_put(struct sy_service_live *live)
     pthread_mutex_unlock(&registry_lock);
 }
 
-void sy_live_services_adopt(const struct sy_conf *conf)
+void sy_live_service_set(struct sy_service_live *live, enum sy_slot active, int weight,
+                         int64_t now_wall_ms)
+{
+    enum sy_slot other = active == SY_SLOT_BLUE ? SY_SLOT_GREEN : SY_SLOT_BLUE;
+    enum sy_slot was_active = (enum sy_slot)atomic_load(&live->active);
+    int was_weight = atomic_load(&live->canary_weight);
+    bool other_had = was_active == other || was_weight > 0;
+
+    atomic_store_explicit(&live->active, active, memory_order_relaxed);
+    atomic_store_explicit(&live->canary_weight, weight, memory_order_relaxed);
+    atomic_store_explicit(&live->slot_lost_ms[active], 0, memory_order_relaxed);
+    if (weight > 0)
+        atomic_store_explicit(&live->slot_lost_ms[other], 0, memory_order_relaxed);
+    else if (other_had)
+        atomic_store_explicit(&live->slot_lost_ms[other], now_wall_ms, memory_order_relaxed);
+}
+
+void sy_live_services_adopt(const struct sy_conf *conf, int64_t now_wall_ms)
 {
     for (size_t i = 0; i < conf->nservices; i++) {
         const struct sy_service *svc = &conf->services[i];
         struct sy_service_live *l = svc->live;
+        enum sy_slot active = sy_live_active(svc);
+        int weight = sy_live_canary_weight(svc);
+
+        /* While a rollout owns the split, the file's weight waits. */
         if (svc->active != (enum sy_slot)l->conf_active) {
-            atomic_store_explicit(&l->active, svc->active, memory_order_relaxed);
+            active = svc->active;
             l->conf_active = svc->active;
         }
-        if (svc->canary.weight != l->conf_weight) {
-            atomic_store_explicit(&l->canary_weight, svc->canary.weight, memory_order_relaxed);
+        if (svc->canary.weight != l->conf_weight && !sy_rollout_active(l->rollout.state)) {
+            weight = svc->canary.weight;
             l->conf_weight = svc->canary.weight;
         }
+        if (active != sy_live_active(svc) || weight != sy_live_canary_weight(svc))
+            sy_live_service_set(l, active, weight, now_wall_ms);
     }
 }
 

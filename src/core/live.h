@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "conf.h"
+#include "deploy_state.h"
 
 enum sy_health_state {
     SY_HEALTH_UNKNOWN,          /* checks configured, none finished yet */
@@ -54,8 +55,23 @@ struct sy_instance_live {
 struct sy_service_live {
     _Atomic int active;                 /* enum sy_slot */
     _Atomic int canary_weight;          /* 0..100: percent to the other slot */
+    /*
+     * Wall-clock ms at which each slot lost its traffic (a switch away, a
+     * rollback or a weight set to 0); 0 while it has traffic. WebSocket
+     * tunnels opened on the slot before then close tunnel_drain_ms later.
+     */
+    _Atomic int64_t slot_lost_ms[2];
+    /* per slot, gauges kept by workers (atomic add; not per request on a
+     * kept-alive upstream connection): requests waiting for an upstream
+     * connection (connect or TLS handshake under way), the scaling
+     * signal's queue; and open WebSocket tunnels */
+    _Atomic int connecting[2];
+    _Atomic int tunnels[2];
     /* main thread: what the configuration said when last adopted */
     int conf_active, conf_weight;
+    /* main thread: the rollout's progress and the scaling signal (deploy.h) */
+    struct sy_rollout_live rollout;
+    struct sy_scaling_figures scaling;
 
     /* registry (under its lock) */
     char *name;
@@ -76,7 +92,14 @@ void sy_live_service_put(struct sy_service_live *live);
  * operator edited the file, and the file wins; otherwise a change made at
  * run time (the admin API) stays.
  */
-void sy_live_services_adopt(const struct sy_conf *conf);
+void sy_live_services_adopt(const struct sy_conf *conf, int64_t now_wall_ms);
+
+/*
+ * Main thread: sets the split (active slot, canary weight) for new
+ * requests, and marks a slot that lost all its traffic (slot_lost_ms).
+ */
+void sy_live_service_set(struct sy_service_live *live, enum sy_slot active, int weight,
+                         int64_t now_wall_ms);
 
 /* The service's active slot and canary weight now. */
 static inline enum sy_slot sy_live_active(const struct sy_service *svc)

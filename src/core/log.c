@@ -468,6 +468,8 @@ void sy_log_security(const char *event, const char *client_ip, const char *count
         SY_JL_LIT(&l, "\":");
         if (fields[i].str) {
             sy_jl_cstr(&l, fields[i].str);
+        } else if (fields[i].json) {
+            sy_jl_put(&l, fields[i].json, strlen(fields[i].json));
         } else if (fields[i].num < 0) {
             SY_JL_LIT(&l, "-");
             sy_jl_uint(&l, (uint64_t)-(fields[i].num + 1) + 1);

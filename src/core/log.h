@@ -47,7 +47,8 @@ void sy_log_error(enum sy_log_level level, const char *subsystem, const char *fm
 /* A field of a security-log event beyond the common ones. */
 struct sy_log_field {
     const char *name;
-    const char *str;            /* a string value; NULL: num is the value */
+    const char *str;            /* a string value; NULL: json, else num, is the value */
+    const char *json;           /* a JSON number already formatted ("0.125") */
     int64_t num;
 };
 

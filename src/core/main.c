@@ -17,6 +17,7 @@
 
 #include "sy_auto.h"
 #include "core/conf.h"
+#include "core/deploy.h"
 #include "core/metrics.h"
 #include "core/process.h"
 #include "admin/admin.h"
@@ -124,7 +125,7 @@ int main(int argc, char **argv)
     if (load(&opts.source, &conf) < 0)
         return 1;
     static const struct sy_main_service *const services[] = {
-        &sy_metrics_service, &sy_admin_service, &sy_health_service, NULL,
+        &sy_metrics_service, &sy_deploy_service, &sy_admin_service, &sy_health_service, NULL,
     };
     static const struct sy_process_hooks hooks = {
         .prepare_conf = sy_http_prepare_conf,

@@ -16,6 +16,7 @@
 
 #include <event2/event.h>
 
+#include "clock.h"
 #include "log.h"
 #include "live.h"
 #include "process.h"
@@ -152,7 +153,7 @@ int sy_process_reload(char *err, size_t errlen)
         sy_worker_publish_conf(proc.workers[i], conf);
     sy_conf_unref(proc.conf);
     proc.conf = conf;
-    sy_live_services_adopt(conf);
+    sy_live_services_adopt(conf, sy_clock_ms(CLOCK_REALTIME));
     for (const struct sy_main_service *const *s = proc.hooks->services; s && *s; s++)
         (*s)->reconfigure(conf);
     proc.reloads.success++;
@@ -334,6 +335,9 @@ int sy_process_run(const struct sy_process_options *opts, struct sy_conf *conf,
         goto fail;
     logging = true;
     sy_log_attach(0);
+    for (const struct sy_main_service *const *s = hooks->services; s && *s; s++)
+        if ((*s)->prepare && (*s)->prepare(conf, err, sizeof(err)) < 0)
+            goto fail;
     if (start_workers(fds) < 0) {
         snprintf(err, sizeof(err), "cannot start worker threads");
         goto fail;

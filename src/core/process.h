@@ -21,6 +21,8 @@
  * or fast stop begins, and again (harmlessly) at exit.
  */
 struct sy_main_service {
+    /* optional: before the workers start, for state their first request must see */
+    int (*prepare)(struct sy_conf *conf, char *err, size_t errlen);
     int (*start)(struct event_base *base, struct sy_conf *conf, char *err, size_t errlen);
     void (*reconfigure)(struct sy_conf *conf);
     void (*stop)(void);

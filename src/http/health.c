@@ -21,6 +21,7 @@
 #include <event2/event.h>
 #include <event2/event_struct.h>
 
+#include "core/clock.h"
 #include "core/live.h"
 #include "core/log.h"
 #include "health.h"
@@ -102,14 +103,6 @@ static struct checker checker;
 
 static void on_event(evutil_socket_t fd, short what, void *arg);
 
-static int64_t clock_ms(clockid_t id)
-{
-    struct timespec ts;
-
-    clock_gettime(id, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* xorshift64*: spreading checks needs no cryptographic randomness. */
 static uint64_t random_u64(void)
 {
@@ -160,7 +153,7 @@ static void record(struct check *c, bool ok, int status, const char *text)
     struct sy_check_status *st = &live->check;
     const struct sy_health_conf *h = &c->pool->health;
 
-    st->last_ms = clock_ms(CLOCK_REALTIME);
+    st->last_ms = sy_clock_ms(CLOCK_REALTIME);
     st->last_status = status;
     if (ok) {
         st->successes += st->successes < INT_MAX;
@@ -215,7 +208,7 @@ static void arm_timer(struct check *c)
         slack = SLACK_MAX_MS;
     else if (slack < 1)
         slack = 1;
-    int64_t left = (c->next_ms + slack - 1) / slack * slack - clock_ms(CLOCK_MONOTONIC);
+    int64_t left = (c->next_ms + slack - 1) / slack * slack - sy_clock_ms(CLOCK_MONOTONIC);
 
     if (c->ev_what != 0) {
         event_del(&c->ev);
@@ -260,7 +253,7 @@ static bool local_error(int err)
 
 static void skip(struct check *c, const char *what, int err)
 {
-    int64_t now = clock_ms(CLOCK_MONOTONIC);
+    int64_t now = sy_clock_ms(CLOCK_MONOTONIC);
 
     if (checker.local_error_ms == 0 || now - checker.local_error_ms >= 10000) {
         checker.local_error_ms = now;
@@ -273,7 +266,7 @@ static void skip(struct check *c, const char *what, int err)
 /* Waits for dir on the socket until the check's deadline. */
 static void await(struct check *c, short dir)
 {
-    int64_t left = c->deadline_ms - clock_ms(CLOCK_MONOTONIC);
+    int64_t left = c->deadline_ms - sy_clock_ms(CLOCK_MONOTONIC);
 
     if (c->ev_what != dir) {
         sy_io_forget(&c->io, &c->ev);
@@ -387,7 +380,7 @@ static void begin(struct check *c)
 {
     const struct sy_health_conf *h = &c->pool->health;
     const struct sy_addr *a = &c->inst->addr;
-    int64_t now = clock_ms(CLOCK_MONOTONIC);
+    int64_t now = sy_clock_ms(CLOCK_MONOTONIC);
 
     /*
      * The next start is one interval after this one's due time, not after
@@ -603,7 +596,7 @@ static int by_live(const void *a, const void *b)
 static void schedule_new(struct check *checks, size_t n)
 {
     struct check **old = malloc((checker.nchecks ? checker.nchecks : 1) * sizeof(*old));
-    int64_t now = clock_ms(CLOCK_MONOTONIC);
+    int64_t now = sy_clock_ms(CLOCK_MONOTONIC);
 
     for (size_t i = 0; old && i < checker.nchecks; i++)
         old[i] = &checker.checks[i];
@@ -638,7 +631,7 @@ static void unchecked_up(const struct sy_conf *conf)
             if (old == SY_HEALTH_UP)
                 continue;
             health_changed(pool, &pool->instances[i], old, SY_HEALTH_UP,
-                           "health checks removed from the pool", clock_ms(CLOCK_REALTIME));
+                           "health checks removed from the pool", sy_clock_ms(CLOCK_REALTIME));
         }
     }
 }
@@ -705,8 +698,8 @@ static int rebuild(struct sy_conf *conf)
 static int health_start(struct event_base *base, struct sy_conf *conf, char *err, size_t errlen)
 {
     checker.base = base;
-    checker.rng = (uint64_t)clock_ms(CLOCK_REALTIME) * 0x9E3779B97F4A7C15ULL ^
-                  (uint64_t)getpid() << 32 ^ (uint64_t)clock_ms(CLOCK_MONOTONIC);
+    checker.rng = (uint64_t)sy_clock_ms(CLOCK_REALTIME) * 0x9E3779B97F4A7C15ULL ^
+                  (uint64_t)getpid() << 32 ^ (uint64_t)sy_clock_ms(CLOCK_MONOTONIC);
     if (checker.rng == 0)
         checker.rng = 1;
     if (rebuild(conf) < 0) {

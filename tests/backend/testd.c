@@ -59,6 +59,12 @@
  *   /slow-body/MS        Content-Length 100 at once, the body in 10 pieces over MS ms
  *   /stats               {"requests", "connections", "port", "instance"} of this port
  * Pattern bytes: byte k of a body is PATTERN_ALPHABET[k % 64].
+ *
+ * Per-port faults (--listen HOST:PORT=NAME,fail=P,delay=MS), for the rollout
+ * tests: on that port the name endpoint answers every request after MS ms (a
+ * timer) and 500 "NAME failed\n" for P percent of them, spread evenly and
+ * deterministically: its k-th request (from 1) fails when (k * P) % 100 < P.
+ * /health and the other endpoints are unaffected.
  */
 static const char PATTERN_ALPHABET[] =
     "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz+/";
@@ -69,8 +75,12 @@ struct lspec {
     char host[64];
     int port;
     char name[64];
+    int fail_pct;               /* per-port faults of the name endpoint */
+    int delay_ms;
+    bool faulty;                /* fail_pct or delay_ms: the default path tests only this */
     _Atomic uint64_t requests;
     _Atomic uint64_t connections;
+    _Atomic uint64_t name_requests; /* counted only when faulty */
 };
 
 enum conn_state {
@@ -117,6 +127,7 @@ struct conn {
     uint32_t crc;
     enum endpoint ep;
     uint64_t arg;
+    bool fail_now;              /* a faulty port's name request that answers 500 */
     bool q_chunked, q_close;
     /* the current streamed response */
     uint64_t out_left;
@@ -343,6 +354,20 @@ static void send_name(struct conn *c)
     send_simple(c, 200, body, (size_t)n);
 }
 
+/* The name endpoint of a faulty port, once its delay (if any) is over. */
+static void send_name_or_fail(struct conn *c)
+{
+    char body[80];
+    int n;
+
+    if (!c->fail_now) {
+        send_name(c);
+        return;
+    }
+    n = snprintf(body, sizeof(body), "%s failed\n", c->ls->name);
+    send_simple(c, 500, body, (size_t)n);
+}
+
 /* Adds pattern bytes [off, off + n) of the body to out, by reference: no copy. */
 static void add_pattern(struct evbuffer *out, uint64_t off, size_t n)
 {
@@ -400,8 +425,11 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
-    if (c->ep == EP_DELAY) {
-        send_name(c);
+    if (c->ep == EP_DELAY || c->ep == EP_NAME) {
+        if (c->ep == EP_NAME)
+            send_name_or_fail(c);
+        else
+            send_name(c);
         conn_run(c);
         return;
     }
@@ -456,6 +484,23 @@ static void start_slow(struct conn *c)
     start_timer(c, 0);
 }
 
+/*
+ * The name endpoint of a port with fail/delay options. The per-port counter
+ * spreads the failures evenly across threads and connections, so a test sees
+ * a rate close to P over a few dozen requests.
+ */
+static void start_faulty_name(struct conn *c)
+{
+    struct lspec *ls = c->ls;
+    uint64_t k = atomic_fetch_add_explicit(&ls->name_requests, 1, memory_order_relaxed) + 1;
+
+    c->fail_now = ls->fail_pct > 0 && (k * (uint64_t)ls->fail_pct) % 100 < (uint64_t)ls->fail_pct;
+    if (ls->delay_ms > 0)
+        start_timer(c, ls->delay_ms);
+    else
+        send_name_or_fail(c);
+}
+
 /* The request is read fully: answer it. */
 static void dispatch(struct conn *c)
 {
@@ -464,7 +509,12 @@ static void dispatch(struct conn *c)
     int n;
 
     switch (c->ep) {
-    case EP_NAME:    send_name(c); break;
+    case EP_NAME:
+        if (c->ls->faulty)
+            start_faulty_name(c);
+        else
+            send_name(c);
+        break;
     case EP_HEALTH:  send_simple(c, 200, "ok", 2); break;
     case EP_STATS:   send_stats(c); break;
     case EP_ECHO:    send_echo(c); break;
@@ -990,7 +1040,32 @@ static int open_listener(struct lspec *ls)
     return fd;
 }
 
-/* HOST:PORT[=NAME], HOST an IPv4 address or [IPv6]; port 0 picks a free one. */
+/* The ",fail=P,delay=MS" options after a --listen name (opts points after the comma). */
+static int parse_listen_opts(struct lspec *ls, const char *opts)
+{
+    while (*opts != '\0') {
+        const char *comma = strchr(opts, ',');
+        size_t n = comma ? (size_t)(comma - opts) : strlen(opts);
+        uint64_t v;
+
+        if (n > 5 && memcmp(opts, "fail=", 5) == 0 && parse_u64(opts + 5, n - 5, &v)
+            && v <= 100)
+            ls->fail_pct = (int)v;
+        else if (n > 6 && memcmp(opts, "delay=", 6) == 0 && parse_u64(opts + 6, n - 6, &v)
+                 && v <= 3600 * 1000)
+            ls->delay_ms = (int)v;
+        else
+            return -1;
+        opts += n + (comma ? 1 : 0);
+    }
+    ls->faulty = ls->fail_pct > 0 || ls->delay_ms > 0;
+    return 0;
+}
+
+/*
+ * HOST:PORT[=NAME[,fail=P][,delay=MS]], HOST an IPv4 address or [IPv6]; port
+ * 0 picks a free one.
+ */
 static int parse_listen(const char *arg)
 {
     struct lspec *ls = &listens[nlistens];
@@ -1028,7 +1103,21 @@ static int parse_listen(const char *arg)
         return -1;
     }
     ls->port = (int)port;
-    snprintf(ls->name, sizeof(ls->name), "%s", eq ? eq + 1 : "");
+    ls->fail_pct = 0;
+    ls->delay_ms = 0;
+    ls->faulty = false;
+    if (eq != NULL) {
+        const char *comma = strchr(eq + 1, ',');
+        size_t nlen = comma ? (size_t)(comma - eq - 1) : strlen(eq + 1);
+        if (comma && parse_listen_opts(ls, comma + 1) < 0)
+            return -1;
+        if (nlen >= sizeof(ls->name))
+            nlen = sizeof(ls->name) - 1;        /* truncated, as before the options */
+        memcpy(ls->name, eq + 1, nlen);
+        ls->name[nlen] = '\0';
+    } else {
+        ls->name[0] = '\0';
+    }
     nlistens++;
     return 0;
 }
@@ -1043,8 +1132,8 @@ static void *worker_main(void *arg)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: testd [--listen HOST:PORT[=NAME]]... [--name NAME] "
-            "[--threads N] [--quiet]\n");
+    fprintf(stderr, "usage: testd [--listen HOST:PORT[=NAME[,fail=PERCENT][,delay=MS]]]... "
+            "[--name NAME] [--threads N] [--quiet]\n");
     exit(2);
 }
 
@@ -1090,7 +1179,10 @@ static int start_listeners(struct worker *w, int nthreads)
                                     LEV_OPT_CLOSE_ON_FREE, -1, fd))
                 return -1;
         }
-        if (!quiet)
+        if (!quiet && listens[i].faulty)
+            printf("testd: listening %s:%d name=%s fail=%d delay=%d\n", listens[i].host,
+                   listens[i].port, listens[i].name, listens[i].fail_pct, listens[i].delay_ms);
+        else if (!quiet)
             printf("testd: listening %s:%d name=%s\n", listens[i].host, listens[i].port,
                    listens[i].name);
     }

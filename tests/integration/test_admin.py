@@ -238,9 +238,12 @@ class AdminApi(unittest.TestCase):
         self.assertGreaterEqual(st["uptime_s"], 0)
         self.assertEqual(set(st["reloads"]), {"success", "failure"})
         svc = {s["name"]: s for s in st["services"]}
+        scaling = svc["svc"].pop("scaling")
         self.assertEqual(svc["svc"], {"name": "svc", "active": "blue",
                                       "pools": {"blue": "p", "green": "p"},
-                                      "canary_weight": 0, "ready": True})
+                                      "canary_weight": 0, "ready": True, "rollout": "idle"})
+        self.assertEqual(set(scaling), {"recommendation", "reason", "p95_ms", "queue",
+                                        "error_rate", "requests", "limits"})
         self.assertEqual(svc["solo"]["pools"], {"blue": "s", "green": "s"})
         pools = {p["name"]: p for p in st["pools"]}
         self.assertEqual(pools["p"], {"name": "p", "instances": 2, "healthy": 2, "usable": 2})
@@ -317,7 +320,7 @@ class AdminApi(unittest.TestCase):
                              ("POST", "/api/v1/pools/p/instances//drain"),
                              ("POST", "/api/v1/services/nope/switch"),
                              ("POST", "/api/v1/services/nope/canary"),
-                             ("GET", "/api/v1/services/svc/rollout"),
+                             ("GET", "/api/v1/services/nope/rollout"),
                              ("POST", "/api/v1/services/svc/maintenance")]:
             with self.subTest(method=method, path=path):
                 self.assert_json_error(self.api.request(method, path), 404)

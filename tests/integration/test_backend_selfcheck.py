@@ -271,6 +271,29 @@ class TestdStreaming(unittest.TestCase):
                 self.assertEqual(httpc.get(td.url("/"))[2], b"t\n")
             self.assertEqual(td.stats(td.port())["requests"], 5)
 
+    def test_per_port_faults(self):
+        """fail=30,delay=60 on one port: its name endpoint fails 3 in 10, each
+        answer after >= 60 ms; /health and the other port stay fast and 200."""
+        with backends.Testd([(0, "green", {"fail": 30, "delay": 60}), (0, "blue")]) as td:
+            statuses = []
+            with httpc.Client(H, td.port(0)) as c:
+                for i in range(20):
+                    t0 = time.monotonic()
+                    r = c.request(build("GET", "/any/%d" % i))
+                    self.assertGreaterEqual(time.monotonic() - t0, 0.055)
+                    statuses.append(r.status)
+                    self.assertEqual(r.body, b"green failed\n" if r.status == 500 else b"green\n")
+                r = c.request(build("GET", "/health"))
+                self.assertEqual((r.status, r.body), (200, b"ok"))
+            # request k (from 1) fails when (k * 30) % 100 < 30: k = 4, 7, 10, ...
+            self.assertEqual([k + 1 for k, s in enumerate(statuses) if s == 500],
+                             [4, 7, 10, 14, 17, 20])
+            for _ in range(10):
+                status, _, body = httpc.get(td.url("/", 1))
+                self.assertEqual((status, body), (200, b"blue\n"))
+        with self.assertRaises(RuntimeError):
+            backends.Testd([(0, "x", {"fail": 101})]).start()
+
     def test_port_taken_fails_clearly(self):
         with socket.socket() as s:
             s.bind((H, 0))

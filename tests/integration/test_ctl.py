@@ -746,15 +746,19 @@ class TestRealGateway(RealGatewayCase):
     def test_status(self):
         for addr in (self.td.addr(0), self.td.addr(1)):
             self.wait_state("app-blue", addr, "up")
+        # the scaling signal is first judged a second after start
+        self.assertTrue(proxytest.wait_until(lambda: json.loads(self.run_ok("status", "--json"))[
+            "services"][0]["scaling"]["recommendation"] == -1, timeout=5))
         out = self.run_ok("status")
         self.assertRegex(out, r"^switchyard \S+  pid %d  up \S+  workers 1\n" % self.gw.pid)
         self.assertIn("config %s  reloads 0 ok, 0 failed" % self.gw.config_path, out)
         services, pools = out.split("\n\n")[1:3]
         lines, starts = table(services)
         self.assertEqual(cells(lines[0], starts),
-                         ["SERVICE", "ACTIVE", "BLUE", "GREEN", "CANARY", "READY"])
+                         ["SERVICE", "ACTIVE", "BLUE", "GREEN", "CANARY", "ROLLOUT", "SCALE",
+                          "READY"])
         self.assertEqual(cells(lines[1], starts),
-                         ["app", "blue", "app-blue", "app-green", "0%", "yes"])
+                         ["app", "blue", "app-blue", "app-green", "0%", "idle", "-1", "yes"])
         lines, starts = table(pools)
         rows = {cells(l, starts)[0]: cells(l, starts) for l in lines[1:]}
         self.assertEqual(rows["app-blue"], ["app-blue", "2", "2", "2"])

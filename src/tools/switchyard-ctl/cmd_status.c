@@ -30,7 +30,7 @@ static void print_gateway(const json_t *st)
            ctl_int(reloads, "success", 0), ctl_int(reloads, "failure", 0));
 }
 
-/* A later issue adds rollouts: shown when the gateway reports them. */
+/* Gateways before 0.2 report no rollouts: the column shows when one does. */
 static const char *rollout_state(const json_t *svc)
 {
     const json_t *r = json_object_get(svc, "rollout");
@@ -44,12 +44,14 @@ static void print_services(struct ctl *ctl, const json_t *services)
 {
     const json_t *svc;
     size_t i;
-    int rollouts = 0;
+    int rollouts = 0, scaling = 0;
     struct ctl_table *t;
 
-    json_array_foreach(services, i, svc)
+    json_array_foreach(services, i, svc) {
         rollouts |= rollout_state(svc) != NULL;
-    t = ctl_table_new(rollouts ? 7 : 6);
+        scaling |= json_is_object(json_object_get(svc, "scaling"));
+    }
+    t = ctl_table_new(6 + rollouts + scaling);
     ctl_table_add(t, CTL_PLAIN, "SERVICE");
     ctl_table_add(t, CTL_PLAIN, "ACTIVE");
     ctl_table_add(t, CTL_PLAIN, "BLUE");
@@ -57,6 +59,8 @@ static void print_services(struct ctl *ctl, const json_t *services)
     ctl_table_add(t, CTL_PLAIN, "CANARY");
     if (rollouts)
         ctl_table_add(t, CTL_PLAIN, "ROLLOUT");
+    if (scaling)
+        ctl_table_add(t, CTL_PLAIN, "SCALE");
     ctl_table_add(t, CTL_PLAIN, "READY");
     json_array_foreach(services, i, svc) {
         const json_t *pools = json_object_get(svc, "pools");
@@ -73,6 +77,10 @@ static void print_services(struct ctl *ctl, const json_t *services)
             ctl_table_add(t, CTL_PLAIN, "-");
         if (rollouts)
             ctl_table_add(t, CTL_PLAIN, "%s", rollout_state(svc) ? rollout_state(svc) : "-");
+        if (scaling) {
+            long long r = ctl_int(json_object_get(svc, "scaling"), "recommendation", 0);
+            ctl_table_add(t, r > 0 ? CTL_YELLOW : CTL_PLAIN, r > 0 ? "+%lld" : "%lld", r);
+        }
         if (json_is_boolean(ready))
             ctl_table_add(t, json_is_true(ready) ? CTL_GREEN : CTL_RED, "%s",
                           json_is_true(ready) ? "yes" : "no");

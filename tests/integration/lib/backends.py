@@ -35,7 +35,10 @@ class Testd:
         with Testd([(0, "blue"), (0, "green")]) as t:
             url = "http://127.0.0.1:%d/" % t.port(0)
 
-    ports_and_names: items are a port (int, name "testd") or (port, name);
+    ports_and_names: items are a port (int, name "testd"), (port, name) or
+    (port, name, faults) with faults a dict of testd's per-port options,
+    e.g. {"fail": 20, "delay": 60}: the name endpoint answers 500 for 20 % of
+    the requests (evenly spread) and every one after 60 ms;
     port 0 lets testd pick a free port (read back from its output, no race).
     threads: testd --threads N. taskset: e.g. "1" to pin it to CPU 1.
     """
@@ -44,14 +47,15 @@ class Testd:
                  taskset=None, start_timeout=5.0):
         self.binary = binary or root_path("build", "testd")
         self.host = host
-        self.specs = [(p, "testd") if isinstance(p, int) else (int(p[0]), p[1])
+        self.specs = [(p, "testd", {}) if isinstance(p, int)
+                      else (int(p[0]), p[1], dict(p[2]) if len(p) > 2 else {})
                       for p in ports_and_names]
         self.threads = threads
         self.taskset = taskset
         self.start_timeout = start_timeout
         self.proc = None
         self.ports = []
-        self.names = [name for _, name in self.specs]
+        self.names = [name for _, name, _ in self.specs]
 
     def start(self):
         """Start testd and wait until every port listens."""
@@ -59,8 +63,9 @@ class Testd:
             raise RuntimeError("%s is missing: build it first (make)" % self.binary)
         cmd = ["taskset", "-c", str(self.taskset)] if self.taskset is not None else []
         cmd.append(self.binary)
-        for port, name in self.specs:
-            cmd += ["--listen", "%s:%d=%s" % (self.host, port, name)]
+        for port, name, faults in self.specs:
+            opts = "".join(",%s=%d" % (k, int(v)) for k, v in sorted(faults.items()))
+            cmd += ["--listen", "%s:%d=%s%s" % (self.host, port, name, opts)]
         if self.threads:
             cmd += ["--threads", str(self.threads)]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
