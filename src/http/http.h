@@ -129,6 +129,8 @@ struct sy_request {
     const struct sy_route *route;
     const struct sy_service *service;
     enum sy_slot slot;
+    bool set_cookie;            /* the response pins the client: slot, cookie_bucket (split.h) */
+    uint8_t cookie_bucket;
     struct sy_pool *pool;
     struct sy_instance *instance;
     uint64_t tried;             /* instances tried (bit per index) */

@@ -20,6 +20,7 @@
 #include "core/metrics.h"
 #include "http.h"
 #include "route.h"
+#include "split.h"
 #include "tls.h"
 
 enum failure {
@@ -366,6 +367,8 @@ static int build_response_head(struct sy_request *req)
     req->upstream_reusable = r->keep_alive && mode != SY_RELAY_UNTIL_CLOSE && !req->websocket;
 
     size_t need = 256 + strlen(req->request_id);
+    if (req->set_cookie)
+        need += SY_SPLIT_SET_COOKIE_MAX(strlen(req->service->name));
     if (extra_reserve(req, need) < 0)
         return -1;
     req->extra_len = 0;
@@ -379,7 +382,14 @@ static int build_response_head(struct sy_request *req)
         EXTRA_LIT(req, "Connection: keep-alive\r\n");
     EXTRA_LIT(req, "X-Request-ID: ");
     extra_add(req, req->request_id, strlen(req->request_id));
-    EXTRA_LIT(req, "\r\n\r\n");
+    EXTRA_LIT(req, "\r\n");
+    if (req->set_cookie) {
+        struct sy_split split = {.slot = req->slot, .set_cookie = true,
+                                 .bucket = req->cookie_bucket};
+        req->extra_len += sy_split_set_cookie(req->extra + req->extra_len, req->service, &split,
+                                              req->client->io.tls != NULL);
+    }
+    EXTRA_LIT(req, "\r\n");
 
     q->n = q->pos = 0;
     /* "HTTP/1.x " is 9 bytes; we answer as HTTP/1.1 whatever the app spoke. */
@@ -406,12 +416,33 @@ static void up_wait_write(struct sy_request *req, int64_t timeout_ms)
     sy_io_wait(&req->up->io, &req->up->wev, EV_WRITE, timeout_ms);
 }
 
+/*
+ * The scaling signal's queue (live.h, connecting[]): a request counts from
+ * the moment it starts a new upstream connection until that connection is
+ * up (TCP and, for TLS, the handshake) or given up. A fresh connection is
+ * the only kind not yet up, so the count ends either in mark_connected()
+ * or in detach_upstream(), which every failure, retry and abort passes.
+ */
+static void connect_wait(const struct sy_request *req, int delta)
+{
+    atomic_fetch_add_explicit(&req->service->live->connecting[req->slot], delta,
+                              memory_order_relaxed);
+}
+
+static void mark_connected(struct sy_request *req)
+{
+    req->up->connected = true;
+    connect_wait(req, -1);
+}
+
 static void detach_upstream(struct sy_request *req, bool reusable)
 {
     struct sy_upstream *up = req->up;
     if (!up)
         return;
     req->up = NULL;
+    if (!up->connected)
+        connect_wait(req, -1);
     sy_balance_done(req->pool, req->hw->w->id, req->instance);
     if (reusable)
         sy_upstream_release(up, true, (unsigned)req->pool->keepalive);
@@ -536,7 +567,7 @@ static void up_on_write(evutil_socket_t fd, short what, void *arg)
         }
         if (req->pool->tls_client && upstream_handshake(req) <= 0)
             return;
-        up->connected = true;
+        mark_connected(req);
         if (begin_sending(req) < 0) {
             upstream_failed(req, FAIL_BAD_RESPONSE, "out of memory");
             return;
@@ -723,6 +754,7 @@ static void connect_upstream(struct sy_request *req)
         up = peer ? sy_upstream_connect(hw, peer) : NULL;
         if (up) {
             attach_upstream(req, up);
+            connect_wait(req, 1);
             req->state = SY_REQ_CONNECTING;
             up_wait_write(req, req->pool->connect_timeout_ms);
             return;
@@ -757,93 +789,6 @@ static enum sy_relay_mode request_relay_mode(const struct sy_http_head *h)
     }
 }
 
-/* The value of the request header called name (any case), or NULL. */
-static const char *header_value(const struct sy_request *req, const char *data, const char *name,
-                                uint32_t *len)
-{
-    size_t n = strlen(name);
-
-    for (uint32_t i = 0; i < req->head.nheaders; i++) {
-        const struct sy_header *hd = &req->head.headers[i];
-        if (hd->name.len == n && strncasecmp(data + hd->name.off, name, n) == 0) {
-            *len = hd->value.len;
-            return data + hd->value.off;
-        }
-    }
-    return NULL;
-}
-
-/*
- * A sticky client's place in 0..99: a hash of its key, so it keeps its
- * slot while the weight stays, and a higher weight only moves clients
- * toward the canary (those below the new weight). -1: not sticky (or no
- * key), the split is drawn per request.
- */
-static int sticky_bucket(const struct sy_request *req, const char *data)
-{
-    const struct sy_canary *c = &req->service->canary;
-    const char *key = NULL;
-    uint32_t len = 0;
-
-    if (c->sticky == SY_STICKY_CLIENT_IP) {
-        key = req->client_ip;
-        len = (uint32_t)strlen(key);
-    } else if (c->sticky == SY_STICKY_HEADER) {
-        key = header_value(req, data, c->sticky_header, &len);
-    }
-    if (!key)
-        return -1;
-    uint64_t h = 1469598103934665603ULL;        /* FNV-1a, then a final mix */
-    for (uint32_t i = 0; i < len; i++)
-        h = (h ^ (unsigned char)key[i]) * 1099511628211ULL;
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdULL;
-    h ^= h >> 33;
-    return (int)(h % 100);
-}
-
-/* canary.force_header: "always" sends the request to the canary slot, "never" keeps it off. */
-static int forced_slot(const struct sy_request *req, const char *data)
-{
-    uint32_t len;
-    const char *v = header_value(req, data, req->service->canary.force_header, &len);
-
-    if (v && len == 6 && strncasecmp(v, "always", 6) == 0)
-        return 1;
-    if (v && len == 5 && strncasecmp(v, "never", 5) == 0)
-        return 0;
-    return -1;
-}
-
-/*
- * The service's slot for this request: the active one, or the other with
- * the canary weight's probability. Read from the live state, so a switch
- * reaches every worker at once; each request reads it once.
- */
-static enum sy_slot pick_slot(struct sy_request *req, const char *data)
-{
-    const struct sy_service_live *live = req->service->live;
-    enum sy_slot active = (enum sy_slot)atomic_load_explicit(&live->active, memory_order_relaxed);
-    int weight = atomic_load_explicit(&live->canary_weight, memory_order_relaxed);
-    enum sy_slot canary = active == SY_SLOT_BLUE ? SY_SLOT_GREEN : SY_SLOT_BLUE;
-    int forced = req->service->canary.force_header ? forced_slot(req, data) : -1;
-
-    if (forced >= 0)
-        return forced ? canary : active;
-    if (weight <= 0)
-        return active;
-    int bucket = req->service->canary.sticky != SY_STICKY_NONE ? sticky_bucket(req, data) : -1;
-    if (bucket >= 0)
-        return bucket < weight ? canary : active;
-    /* xorshift64: a fair split needs no cryptographic randomness */
-    uint64_t x = req->hw->rng;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    req->hw->rng = x;
-    return (int)(x % 100) < weight ? canary : active;
-}
-
 void sy_proxy_start(struct sy_request *req)
 {
     const struct sy_http_head *h = &req->head;
@@ -868,7 +813,10 @@ void sy_proxy_start(struct sy_request *req)
     req->websocket = h->upgrade && h->method == SY_METHOD_GET && h->version_minor == 1 &&
                      h->body == SY_BODY_NONE && upgrade_is_websocket(h, data);
     req->service = req->route->service;
-    req->slot = pick_slot(req, data);
+    struct sy_split split = sy_split_pick(req->service, h, data, req->client_ip, &req->hw->rng);
+    req->slot = split.slot;
+    req->set_cookie = split.set_cookie;
+    req->cookie_bucket = split.bucket;
     req->pool = req->service->slot_pool[req->slot];
     connect_upstream(req);
 }

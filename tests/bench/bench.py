@@ -7,13 +7,16 @@ which installs the tools; the method is in docs/benchmarks.md.
 Scenarios: "plain" is HTTP keep-alive plus the idle-connection test; "tls"
 is the same keep-alive load over https, each proxy terminating TLS with the
 same EC P-256 certificate (made with the openssl CLI in the run's temporary
-directory), run after the plain proxies have stopped.
+directory), run after the plain proxies have stopped; "canary" is Switchyard
+alone, its service at canary weight 0 against CANARY_WEIGHT, both slots'
+pools on the same testd, to price the split (issue 7: within 3 %).
 
 Environment: RUNS (5), DURATION (10 s), CONNS (50), IDLE_CONNS (10000),
 PROXY_CPU (0), LOAD_CPU (1), SWITCHYARD (build/switchyard),
 NGINX_LOG_BUFFER (64k; "off" writes every line at once), BENCH_OUT
 (build/bench/results.json), PROXIES (switchyard,nginx,haproxy),
-SCENARIOS (plain,tls).
+SCENARIOS (plain,tls,canary), CANARY_WEIGHT (10), CANARY_STICKY (none; or
+cookie, client_ip, header:NAME).
 """
 import json
 import os
@@ -28,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -48,7 +52,9 @@ TESTD = os.environ.get("TESTD", os.path.join(ROOT, "build", "testd"))
 NGINX_LOG_BUFFER = os.environ.get("NGINX_LOG_BUFFER", "64k")
 OUT = os.environ.get("BENCH_OUT", os.path.join(ROOT, "build", "bench", "results.json"))
 PROXIES = os.environ.get("PROXIES", "switchyard,nginx,haproxy").split(",")
-SCENARIOS = os.environ.get("SCENARIOS", "plain,tls").split(",")
+SCENARIOS = os.environ.get("SCENARIOS", "plain,tls,canary").split(",")
+CANARY_WEIGHT = env_int("CANARY_WEIGHT", 10)
+CANARY_STICKY = os.environ.get("CANARY_STICKY", "none")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 KEEPALIVE_S = 120           # idle keep-alive timeout of all three: outlasts the idle test
 
@@ -240,6 +246,10 @@ class Proxy:
 class Switchyard(Proxy):
     name = "switchyard"
 
+    def canary(self):
+        """The service's "canary" object; None: the configuration's default (weight 0)."""
+        return None
+
     def command(self):
         token = os.path.join(self.tmp, "admin.token")
         with open(token, "w") as f:
@@ -248,13 +258,17 @@ class Switchyard(Proxy):
         listen = {"addr": "127.0.0.1:%d" % self.port}
         if self.tls:
             listen["tls"] = {"certificates": [{"cert": self.tls.cert, "key": self.tls.key}]}
+        self.admin_port = free_port()
+        service = {"blue": "bench-blue", "green": "bench-green", "active": "blue"}
+        if self.canary() is not None:
+            service["canary"] = self.canary()
         cfg = {
             "workers": 1,
             "listen": [listen],
             "limits": {"max_connections": max_conns(), "keepalive_timeout_ms": KEEPALIVE_S * 1000},
-            "admin": {"listen": "127.0.0.1:%d" % free_port(), "token_file": token},
+            "admin": {"listen": "127.0.0.1:%d" % self.admin_port, "token_file": token},
             "pools": {"bench-blue": pool, "bench-green": pool},
-            "services": {"bench": {"blue": "bench-blue", "green": "bench-green", "active": "blue"}},
+            "services": {"bench": service},
             "routes": [{"host": "*", "path": "/", "service": "bench"}],
             "log": {"access": os.path.join(self.tmp, "%s-access.log" % self.label),
                     "security": os.path.join(self.tmp, "%s-security.log" % self.label),
@@ -268,6 +282,31 @@ class Switchyard(Proxy):
 
     def version(self):
         return run_out([SWITCHYARD, "-V"]).splitlines()[0] if os.access(SWITCHYARD, os.X_OK) else ""
+
+
+class SwitchyardCanary(Switchyard):
+    """The canary scenario's Switchyard: the service at canary weight
+    weight with CANARY_STICKY; both slots' pools are the same testd."""
+
+    def __init__(self, tmp, backend_port, weight):
+        self.name = "switchyard-w%d" % weight
+        self.weight = weight
+        super().__init__(tmp, backend_port)
+
+    def canary(self):
+        return {"weight": self.weight, "sticky": CANARY_STICKY}
+
+    def slot_requests(self):
+        """{slot: requests} from its /metrics (switchyard_http_requests_total)."""
+        url = "http://127.0.0.1:%d/metrics" % self.admin_port
+        with urllib.request.urlopen(url, timeout=10) as r:
+            text = r.read().decode()
+        out = {}
+        for m in re.finditer(r'^switchyard_http_requests_total\{([^}]*)\} (\S+)$', text, re.M):
+            labels = dict(re.findall(r'(\w+)="([^"]*)"', m.group(1)))
+            if labels.get("service") == "bench":
+                out[labels["slot"]] = out.get(labels["slot"], 0) + float(m.group(2))
+        return out
 
 
 # TLS as an operator would set it: 1.2 and 1.3, a session cache and tickets
@@ -700,6 +739,58 @@ def run_tls(tmp, backend_port, proxies):
             "negotiated": seen}
 
 
+def run_canary(tmp, backend_port, proxies):
+    """The canary scenario: Switchyard at weight 0 against CANARY_WEIGHT,
+    alternating like the proxies; its proxies are appended to proxies
+    (stopped by the caller). Returns its part of the results."""
+    missing, runs, shares = {}, {}, {}
+    started = []
+    for weight in (0, CANARY_WEIGHT):
+        if not os.access(SWITCHYARD, os.X_OK):
+            missing["switchyard-w%d" % weight] = "missing: %s is not built" % SWITCHYARD
+            continue
+        p = SwitchyardCanary(tmp, backend_port, weight)
+        if p.start():
+            started.append(p)
+        else:
+            missing[p.name] = "failed: " + p.error
+    proxies += started
+    alive = run_rounds(started, runs, missing)
+    for p in alive:
+        try:
+            counts = p.slot_requests()
+        except OSError as e:
+            counts = {"error": str(e)}
+        total = sum(v for k, v in counts.items() if k != "error")
+        shares[p.name] = {"requests": counts,
+                          "green_pct": 100.0 * counts.get("green", 0) / total if total else None}
+    for p in started:
+        p.stop()
+    med = summarize(runs)
+    base, canary = med.get("switchyard-w0"), med.get("switchyard-w%d" % CANARY_WEIGHT)
+    rat = None
+    if base and canary:
+        rat = {k: ratio(canary[k], base[k]) for k in ("rps", "cpu_us_per_req", "p99_ms")}
+    return {"weight": CANARY_WEIGHT, "sticky": CANARY_STICKY, "missing": missing, "runs": runs,
+            "median": med, "ratios": rat, "shares": shares}
+
+
+def print_canary_report(res):
+    print()
+    print("Canary split: Switchyard alone, service at weight 0 against %d (sticky %s), both "
+          "slots on one testd; median of %d alternating runs, %d s each, wrk -t1 -c%d" % (
+              res["weight"], res["sticky"], RUNS, DURATION, CONNS))
+    print_table(res["median"], res["missing"])
+    for name, sh in res["shares"].items():
+        print("%-14s green slot took %s %% of the requests" % (name, fmt(sh["green_pct"], ".1f")))
+    r = res["ratios"]
+    if r is not None:
+        print("weight %d / weight 0: req/s %sx (target >= 0.97)  CPU/req %sx (target <= 1.03)  "
+              "p99 %sx" % (res["weight"], fmt(r["rps"], ".3f"), fmt(r["cpu_us_per_req"], ".3f"),
+                           fmt(r["p99_ms"], ".3f")))
+    print_notes(res["median"])
+
+
 def raise_nofile():
     """Open-file limit for IDLE_CONNS sockets on each side, inherited by
     every process started here; root may raise the hard limit too."""
@@ -718,7 +809,7 @@ def raise_nofile():
 def main():
     raise_nofile()
     tmp = tempfile.mkdtemp(prefix="sy-bench-")
-    missing, runs, idle, tls = {}, {}, {}, None
+    missing, runs, idle, tls, canary = {}, {}, {}, None, None
     backend_port = free_port()
     testd = subprocess.Popen(["taskset", "-c", str(LOAD_CPU), TESTD, "--quiet", "--listen",
                               "127.0.0.1:%d=bench" % backend_port])
@@ -737,6 +828,8 @@ def main():
                 p.stop()    # the TLS scenario runs alone
         if "tls" in SCENARIOS:
             tls = run_tls(tmp, backend_port, proxies)
+        if "canary" in SCENARIOS:
+            canary = run_canary(tmp, backend_port, proxies)
     finally:
         for p in proxies:
             p.stop()
@@ -758,6 +851,10 @@ def main():
     if tls is not None:
         tls["access_log_bytes"] = access_log_sizes(tmp, "-tls")
         result["tls"] = tls
+    if canary is not None:
+        canary["access_log_bytes"] = access_log_sizes(tmp, names=(
+            "switchyard-w0", "switchyard-w%d" % CANARY_WEIGHT))
+        result["canary"] = canary
     os.makedirs(os.path.dirname(OUT), exist_ok=True)
     with open(OUT, "w") as f:
         json.dump(result, f, indent=2)
@@ -770,15 +867,17 @@ def main():
             "%s %d" % kv for kv in tls["access_log_bytes"].items()))
     elif tls is not None:
         print("\nTLS keep-alive: not measured: %s" % tls["missing"]["all"])
+    if canary is not None:
+        print_canary_report(canary)
     print("\nbench: results in %s (configurations and logs in %s)" % (OUT, tmp))
 
 
-def access_log_sizes(tmp, suffix=""):
+def access_log_sizes(tmp, suffix="", names=("switchyard", "nginx", "haproxy")):
     """Bytes each proxy logged (proof that logging was on); the logs are
     deleted unless BENCH_KEEP_LOGS is set: they reach hundreds of MB.
-    suffix: "-tls" for the TLS scenario's logs."""
+    suffix: "-tls" for the TLS scenario's logs; names: the proxies' names."""
     sizes = {}
-    for name in ("switchyard", "nginx", "haproxy"):
+    for name in names:
         path = os.path.join(tmp, "%s%s-access.log" % (name, suffix))
         if os.path.exists(path):
             sizes[name] = os.path.getsize(path)
