@@ -96,14 +96,52 @@ enum sy_req_state {
     SY_REQ_DONE,
 };
 
-/* The two directions of a WebSocket tunnel (tunnel.c). */
+/*
+ * Where a relayed WebSocket stream stands (RFC 6455 5.2), so that the
+ * gateway puts a frame of its own only between two of the peer's frames.
+ * At a frame boundary when head_got and payload_left are both 0.
+ */
+struct sy_ws_track {
+    uint64_t payload_left;      /* bytes of the current frame's payload still to pass */
+    uint64_t length;            /* the payload length, while its header is read */
+    uint8_t head_got;           /* header bytes of the next frame seen so far */
+    uint8_t head_need;          /* that header's length, known from its second byte */
+    uint8_t length_end;         /* where its extended length ends (the mask key follows) */
+};
+
+/* What one direction of a tunnel does with the bytes it reads (tunnel.c). */
+enum sy_tunnel_flow {
+    SY_FLOW_RELAY,              /* passes them on */
+    SY_FLOW_CLOSING,            /* passes them up to a frame boundary, then sends a close */
+    SY_FLOW_DISCARD,            /* the close went out, the write side is shut: drops input */
+    SY_FLOW_DONE,               /* the source ended (its EOF passed on) or failed closing */
+};
+
+struct sy_tunnel_dir {
+    enum sy_tunnel_flow flow;
+    uint32_t start;             /* unsent bytes in the source's buffer begin here */
+    uint32_t retry_len;         /* a write that waits must be retried this long at least */
+    struct sy_ws_track ws;      /* frame boundaries of the bytes sent */
+    uint8_t close_frame[8];     /* SY_FLOW_CLOSING: close_len bytes, close_sent of them sent */
+    uint8_t close_len, close_sent;
+};
+
+/*
+ * The two directions of a WebSocket tunnel (tunnel.c). An open tunnel is
+ * on its worker's list and counted in its service's live tunnels[slot]
+ * (listed) until it ends, whichever way it ends.
+ */
 struct sy_tunnel {
-    uint32_t to_app_start;      /* unsent bytes in client->in */
-    uint32_t to_client_start;   /* unsent bytes in up->in */
-    bool to_app_done, to_client_done;
+    struct sy_tunnel_dir to_app;        /* source client->in, from head_len */
+    struct sy_tunnel_dir to_client;     /* source up->in, from 0 */
     uint64_t to_app_bytes, to_client_bytes;
     int64_t last_active_ms;
-    struct event *timer;        /* idle timeout */
+    int64_t opened_ms;          /* wall clock; the request's start, when its slot was picked */
+    struct event *timer;        /* idle timeout; while closing, the close's time limit */
+    bool listed;
+    bool closing;               /* its slot lost its traffic: close frames are on their way */
+    bool closes_sent;           /* every close frame went out: the peers' grace runs */
+    struct sy_request *prev, *next;     /* the worker's open tunnels */
 };
 
 const char *sy_req_state_name(enum sy_req_state state);
@@ -179,6 +217,8 @@ struct sy_http_worker {
     uint64_t rng;               /* canary split (xorshift64; never 0) */
     bool draining;
     struct sy_worker_metrics *metrics;  /* core/metrics.h */
+    struct sy_request *tunnels;         /* open WebSocket tunnels (tunnel.c) */
+    struct event tunnel_sweep;          /* pending while tunnels is not empty */
 };
 
 /*
