@@ -2,8 +2,9 @@
 /*
  * dashboard.js: polls GET /api/v1/dashboard every 2 s and keeps one card
  * per service up to date in place (no re-render, so nothing jumps), with
- * the last 30 polls drawn as SVG charts. Every value from the gateway goes
- * into the page through textContent or an attribute, never as markup.
+ * the last 30 polls drawn as SVG charts, and the rollout's steps, progress
+ * and last analysis. Every value from the gateway goes into the page
+ * through textContent or an attribute, never as markup.
  * The gateway's JSON is documented in docs/admin-api.md.
  */
 "use strict";
@@ -62,6 +63,32 @@
         return [ms.toFixed(2), "ms"];
     }
 
+    /* a count of requests: exact below 10 000, then 12.3k, 123k, 1.2M */
+    function fmtCount(n) {
+        if (!isFinite(n)) return "–";
+        if (n >= 1e6) return (n / 1e6).toFixed(1) + "M";
+        if (n >= 1e5) return (n / 1000).toFixed(0) + "k";
+        if (n >= 1e4) return (n / 1000).toFixed(1) + "k";
+        return String(n);
+    }
+
+    /* a duration in seconds: tenths below 10 s (steps can be that short),
+     * then whole seconds, then minutes */
+    function fmtSeconds(s) {
+        if (s === null || s === undefined || !isFinite(s) || s < 0) return "–";
+        if (s < 10) {
+            const t = Math.floor(s * 10) / 10;
+            return (Number.isInteger(t) ? String(t) : t.toFixed(1)) + " s";
+        }
+        if (s < 60) return Math.floor(s) + " s";
+        if (s < 3600) {
+            const sec = Math.floor(s) % 60;
+            const min = Math.floor(s / 60) + " min";
+            return sec ? min + " " + String(sec).padStart(2, "0") + " s" : min;
+        }
+        return fmtUptime(s);
+    }
+
     function fmtUptime(s) {
         if (!isFinite(s) || s < 0) return "–";
         const d = Math.floor(s / 86400), h = Math.floor(s / 3600) % 24;
@@ -76,6 +103,12 @@
     function fmtClock(date) {
         const two = (n) => String(n).padStart(2, "0");
         return two(date.getHours()) + ":" + two(date.getMinutes()) + ":" + two(date.getSeconds());
+    }
+
+    /* the local clock of one of the gateway's ISO 8601 timestamps */
+    function fmtStamp(iso) {
+        const date = iso ? new Date(iso) : null;
+        return date && isFinite(date.getTime()) ? fmtClock(date) : "–";
     }
 
     /* a figure: number text and a unit span; data-empty when there is none */
@@ -132,6 +165,8 @@
             ready: root.querySelector(".badge-ready"),
             rollout: root.querySelector(".badge-rollout"),
             scaling: root.querySelector(".badge-scaling"),
+            scalingText: root.querySelector(".scaling-text"),
+            scalingDetail: root.querySelector(".scaling-detail"),
             splitActive: root.querySelector(".split-active"),
             splitCanary: root.querySelector(".split-canary"),
             fillActive: root.querySelector(".split-fill-active"),
@@ -164,6 +199,7 @@
         }
         for (const figure of root.querySelectorAll(".chart"))
             card.charts[figure.dataset.metric] = buildChart(figure);
+        card.ro = rolloutView(root);
         return card;
     }
 
@@ -233,11 +269,34 @@
         setText(card.ready, svc.ready ? "ready" : "not ready");
         setAttr(card.ready, "data-tone", svc.ready ? "ok" : "bad");
         setText(card.rollout, "rollout: " + svc.rollout.replace(/_/g, " "));
-        setAttr(card.rollout, "data-tone", svc.rollout === "rolled_back" ? "warn" : "");
+        setAttr(card.rollout, "data-tone", ROLLOUT_TONES[svc.rollout] || "");
         const signal = svc.scaling_signal;
-        setText(card.scaling, signal > 0 ? "scale up ▲" : signal < 0 ? "scale down ▼"
-                                                             : "scale: hold");
+        setText(card.scalingText, signal > 0 ? "scale up ▲" : signal < 0 ? "scale down ▼"
+                                                                 : "scale: hold");
         setAttr(card.scaling, "data-tone", signal > 0 ? "warn" : "");
+        const detail = scalingDetail(svc.scaling);
+        setAttr(card.scaling, "title", SCALING_TITLE + (detail ? "\n" + detail : ""));
+        setText(card.scalingDetail, detail ? ": " + detail.replace(/\n/g, "; ") : "");
+    }
+
+    const SCALING_TITLE = "scaling signal: +1 scale up, 0 hold, -1 scale down";
+
+    /* the figures behind the scaling signal, one per line, each against its limit */
+    function scalingDetail(sc) {
+        if (!sc) return "";
+        const lim = sc.limits || {};
+        const [p95, p95Unit] = fmtLatency(sc.requests > 0 ? sc.p95_ms : null);
+        const signal = sc.recommendation;
+        const lines = [
+            "now " + (signal > 0 ? "+1, scale up" : signal < 0 ? "-1, scale down" : "0, hold") +
+                (sc.reason ? ": " + sc.reason : ""),
+            "active slot over the last minute: " + sc.requests + " requests",
+            "p95 " + p95 + (p95Unit ? " " + p95Unit : "") + " (limit " + lim.max_p95_ms + " ms)",
+            "queue " + sc.queue + " (limit " + lim.max_queue + ")",
+            "error rate " + (sc.requests > 0 ? fmtPercent(sc.error_rate) + " %" : "–") +
+                " (limit " + fmtPercent(lim.max_error_rate) + " %)",
+        ];
+        return lines.join("\n");
     }
 
     function updateSplit(card, svc) {
@@ -254,6 +313,7 @@
     function updateCard(card, svc, poolsByName) {
         updateHeader(card, svc);
         updateSplit(card, svc);
+        updateRollout(card, svc.rollout_detail);
         for (const slot of SLOTS) {
             const data = svc.slots[slot];
             const role = slot === svc.active ? "active"
@@ -273,6 +333,172 @@
         }
         card.active = svc.active;
         addPoint(card, point);
+    }
+
+    /* ---- the rollout ---- */
+
+    const ROLLOUT_STATES = {
+        idle: "idle", running: "running", waiting_for_traffic: "waiting for traffic",
+        paused: "paused", promoted: "promoted", rolled_back: "rolled back", aborted: "aborted",
+    };
+    const ROLLOUT_TONES = {
+        waiting_for_traffic: "warn", aborted: "warn", rolled_back: "bad", promoted: "ok",
+    };
+    /* the states in which a rollout owns the split and its clock runs */
+    const ROLLOUT_ACTIVE = new Set(["running", "waiting_for_traffic", "paused"]);
+    const STEP_STATUS_TEXT = {done: "done", current: "current", todo: "to come",
+                              stopped: "stopped here"};
+
+    function sideView(row) {
+        return {
+            root: row,
+            swatch: row.querySelector(".swatch"),
+            name: row.querySelector(".side-name"),
+            requests: row.querySelector(".side-requests"),
+            errors: row.querySelector(".side-errors"),
+            p95: row.querySelector(".side-p95"),
+        };
+    }
+
+    function rolloutView(root) {
+        const q = (cls) => root.querySelector(cls);
+        return {
+            none: q(".rollout-none"), root: q(".rollout"), state: q(".rollout-state"),
+            fromSwatch: q(".rollout-from"), fromName: q(".rollout-from-name"),
+            toSwatch: q(".rollout-to"), toName: q(".rollout-to-name"),
+            started: q(".rollout-started"), steps: q(".steps"),
+            stepLabel: q(".step-label"), stepTime: q(".step-time"),
+            bar: q(".step-bar"), fill: q(".step-fill"),
+            verdict: q(".verdict"), when: q(".analysis-when"), reason: q(".analysis-reason"),
+            ratio: q(".analysis-ratio"),
+            sides: {canary: sideView(q('.side[data-side="canary"]')),
+                    baseline: sideView(q('.side[data-side="baseline"]'))},
+        };
+    }
+
+    /* done, current, to come, or where a rollout that was withdrawn stopped */
+    function stepStatus(ro, i) {
+        if (ro.state === "promoted" || i < ro.step) return "done";
+        if (i > ro.step) return "todo";
+        return ROLLOUT_ACTIVE.has(ro.state) ? "current" : "stopped";
+    }
+
+    function updateSteps(view, ro) {
+        const list = view.steps;
+        const steps = ro.steps || [];
+        while (list.children.length > steps.length)
+            list.lastElementChild.remove();
+        while (list.children.length < steps.length) {
+            const li = document.createElement("li");
+            li.className = "step";
+            for (const cls of ["step-marker", "step-weight", "step-status visually-hidden"]) {
+                const span = document.createElement("span");
+                span.className = cls;
+                li.appendChild(span);
+            }
+            li.firstChild.setAttribute("aria-hidden", "true");
+            list.appendChild(li);
+        }
+        steps.forEach((weight, i) => {
+            const li = list.children[i];
+            const status = stepStatus(ro, i);
+            setAttr(li, "data-status", status);
+            setText(li.children[1], weight + "%");
+            setText(li.children[2], " " + STEP_STATUS_TEXT[status]);
+            setAttr(li, "title", "step " + (i + 1) + " of " + steps.length + ": canary " +
+                                 weight + " % · " + STEP_STATUS_TEXT[status]);
+        });
+    }
+
+    /* the current step's label, and its clock against the interval */
+    function updateStepNow(view, ro) {
+        const n = ro.steps.length;
+        const at = Math.min(ro.step, n - 1);
+        const where = "step " + (at + 1) + " of " + n + " (" + ro.steps[at] + "%)";
+        let label;
+        if (ro.state === "promoted")
+            label = "all " + n + " steps passed · " + ro.active + " is active";
+        else if (ro.state === "rolled_back")
+            label = "rolled back at " + where;
+        else if (ro.state === "aborted")
+            label = "aborted at " + where;
+        else
+            label = "step " + (ro.step + 1) + " of " + n + " · canary " + ro.weight + "%";
+        setText(view.stepLabel, label);
+
+        const running = ROLLOUT_ACTIVE.has(ro.state) && ro.step_elapsed_s !== null;
+        setAttr(view.bar, "data-running", running ? "true" : "false");
+        if (!running) {
+            setText(view.stepTime, ro.state === "promoted" ? "" : "weight back to 0");
+            view.fill.style.width = ro.state === "promoted" ? "100%" : "0%";
+            view.bar.removeAttribute("aria-valuenow");
+            setAttr(view.bar, "aria-valuetext", label);
+            return;
+        }
+        const elapsed = Math.max(0, ro.step_elapsed_s), interval = ro.step_interval_s;
+        const time = fmtSeconds(elapsed) + " of " + fmtSeconds(interval);
+        setText(view.stepTime, time);
+        const frac = interval > 0 ? Math.min(1, elapsed / interval) : 1;
+        view.fill.style.width = (frac * 100).toFixed(1) + "%";
+        setAttr(view.bar, "aria-valuemax", String(interval));
+        setAttr(view.bar, "aria-valuenow", String(Math.min(elapsed, interval)));
+        setAttr(view.bar, "aria-valuetext", time + " in this step");
+    }
+
+    function updateSide(side, data, role, slot) {
+        setAttr(side.swatch, "data-slot", slot);
+        setText(side.name, role + " " + slot);
+        const has = data && data.requests > 0;
+        setText(side.requests, data ? fmtCount(data.requests) : "–");
+        setAttr(side.requests, "title", data ? data.requests + " requests" : "");
+        setText(side.errors, has ? fmtPercent(data.error_rate) + " %" : "–");
+        setAttr(side.errors, "title", has ? data.errors + " of " + data.requests + " failed" : "");
+        setAttr(side.errors, "data-tone", has ? errorTone(data.error_rate) : "");
+        const [num, unit] = fmtLatency(has ? data.p95_ms : null);
+        setText(side.p95, unit ? num + " " + unit : num);
+    }
+
+    function updateAnalysis(view, a, from, to) {
+        setAttr(view.verdict, "data-verdict", a ? a.verdict : "");
+        setText(view.verdict, a ? a.verdict : "none yet");
+        setText(view.when, a ? "at " + fmtStamp(a.at) + " · step " + (a.step + 1) + " (" +
+                               a.weight + "%) · over " + fmtSeconds(a.window_s) : "");
+        setText(view.reason, a ? a.reason : "The controller judges the canary every second.");
+        updateSide(view.sides.canary, a && a.canary, "canary", to);
+        updateSide(view.sides.baseline, a && a.baseline, "baseline", from);
+        const judged = a && a.canary.requests > 0 && a.baseline.p95_ms > 0;
+        const ratio = judged ? a.p95_ratio.toFixed(a.p95_ratio >= 10 ? 1 : 2) + "×" : "–";
+        setText(view.ratio, "p95 ratio, canary to baseline: " + ratio);
+    }
+
+    function updateRollout(card, ro) {
+        const view = card.ro;
+        const idle = !ro || ro.state === "idle";
+        view.root.hidden = idle;
+        view.none.hidden = !idle || !ro;
+        if (idle) {
+            if (ro)
+                setText(view.none, "No rollout" + (ro.steps && ro.steps.length
+                    ? " · steps of " + ro.steps.join(", ") + " %, " +
+                      fmtSeconds(ro.step_interval_s) + " each" : ""));
+            return;
+        }
+        setAttr(view.root, "data-state", ro.state);
+        setText(view.state, ROLLOUT_STATES[ro.state] || ro.state.replace(/_/g, " "));
+        setAttr(view.state, "data-tone", ROLLOUT_TONES[ro.state] || "");
+        /* once promoted, the canary is the active slot: the rollout went from the other */
+        const promoted = ro.state === "promoted";
+        const from = promoted ? ro.canary : ro.active, to = promoted ? ro.active : ro.canary;
+        setAttr(view.root, "data-to", to);
+        setAttr(view.fromSwatch, "data-slot", from);
+        setText(view.fromName, from);
+        setAttr(view.toSwatch, "data-slot", to);
+        setText(view.toName, to);
+        setText(view.started, ro.started ? "started " + fmtStamp(ro.started) : "");
+        updateSteps(view, ro);
+        if (ro.steps.length)
+            updateStepNow(view, ro);
+        updateAnalysis(view, ro.last_analysis, from, to);
     }
 
     function addPoint(card, point) {

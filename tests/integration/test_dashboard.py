@@ -7,7 +7,9 @@ from our own origin, wrong tokens refused with auth_failed events), and the
 page itself in headless Chromium driven over the DevTools protocol: it signs
 in through the form, waits for live data, checks what is rendered, keeps a
 screenshot in build/test-artifacts/, then stops the gateway and waits for
-the page to say it is disconnected.
+the page to say it is disconnected. With client traffic, a rollout on the
+page (issue 7): its steps, state, clock and last analysis, paused, aborted,
+and rolled back by the controller; the scaling badge's figures.
 """
 import base64
 import http.client
@@ -27,7 +29,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from lib import admin, backends, ports, proxytest, root_path, websocket  # noqa: E402
+from lib import admin, backends, loadgen, ports, proxytest, root_path, websocket  # noqa: E402
 from lib.admin import start_gateway  # noqa: E402
 
 H = "127.0.0.1"
@@ -556,6 +558,222 @@ class DashboardInBrowser(unittest.TestCase):
         self.assertRegex(page["blue"]["p95"], r" ms$")
         path = b.screenshot(os.path.join(ARTIFACTS, "dashboard-disconnected.png"))
         print("  disconnected screenshot: %s" % path, file=sys.stderr)
+
+
+# The rollout section of the shop card and the badges, read from the DOM.
+READ_ROLLOUT = r"""(() => {
+  const card = document.querySelector('article.card[data-service="shop"]');
+  if (!card) return null;
+  const ro = card.querySelector('.rollout');
+  const text = (cls) => ro.querySelector(cls).textContent;
+  const side = (name) => {
+    const row = ro.querySelector('.side[data-side="' + name + '"]');
+    const cell = (cls) => row.querySelector(cls);
+    return {name: cell('.side-name').textContent, requests: cell('.side-requests').textContent,
+            errors: cell('.side-errors').textContent,
+            errorsTone: cell('.side-errors').dataset.tone || '',
+            p95: cell('.side-p95').textContent};
+  };
+  const scaling = card.querySelector('.badge-scaling');
+  return {hidden: ro.hidden, none: card.querySelector('.rollout-none').textContent,
+          noneHidden: card.querySelector('.rollout-none').hidden,
+          state: text('.rollout-state'), dataState: ro.dataset.state || '',
+          tone: ro.querySelector('.rollout-state').dataset.tone || '',
+          route: text('.rollout-route'), started: text('.rollout-started'),
+          steps: [...ro.querySelectorAll('.steps .step')].map((li) => li.dataset.status),
+          weights: [...ro.querySelectorAll('.steps .step-weight')].map((w) => w.textContent),
+          stepTexts: [...ro.querySelectorAll('.steps .step')].map((li) => li.textContent),
+          label: text('.step-label'), time: text('.step-time'),
+          bar: ro.querySelector('.step-bar').getAttribute('aria-valuetext'),
+          verdict: text('.verdict'), reason: text('.analysis-reason'), when: text('.analysis-when'),
+          ratio: text('.analysis-ratio'), canary: side('canary'), baseline: side('baseline'),
+          badge: card.querySelector('.badge-rollout').textContent,
+          badgeTone: card.querySelector('.badge-rollout').dataset.tone || '',
+          scalingTitle: scaling.getAttribute('title'), scalingText: scaling.textContent,
+          split: card.querySelector('.split-canary').textContent,
+          connState: document.getElementById('conn').dataset.state};
+})()"""
+
+STEPS = [10, 25, 50, 100]
+
+
+def rollout_config(td, interval_ms):
+    """shop_config with a rollout of STEPS, interval_ms each, judged on 20
+    requests, and the scaling signal's limits. The p95 limits are wide: a
+    busy machine's scheduler must not roll back a healthy green here."""
+    cfg = shop_config(td)
+    cfg["services"]["shop"]["rollout"] = {
+        "steps": STEPS, "step_interval_ms": interval_ms, "min_requests": 20,
+        "rollback": {"max_error_rate": 0.1, "max_p95_ms": 5000, "max_p95_ratio": 50}}
+    cfg["services"]["shop"]["scaling"] = {"max_p95_ms": 2000, "max_queue": 100,
+                                          "max_error_rate": 0.05}
+    return cfg
+
+
+@unittest.skipUnless(chromium_binary(), "chromium is not installed (Debian: apt-get install -y "
+                     "chromium): the page is not checked in a browser")
+class RolloutBrowserCase(unittest.TestCase):
+    """The shop with a rollout, signed in in headless Chromium, client
+    traffic through the gateway; green_options: testd's faults for green."""
+
+    green_options = {}
+
+    def setUp(self):
+        self.td = backends.Testd([(0, "b1"), (0, "b2"), (0, "g1", self.green_options)],
+                                 threads=2).start()
+        self.addCleanup(self.td.stop)
+
+    def start(self, interval_ms):
+        self.gw = start_gateway(rollout_config(self.td, interval_ms), TOKENS)
+        self.addCleanup(self.gw.stop)
+        self.api = admin.Admin(self.gw, token=TOKENS[0])
+        self.browser = Browser(chromium_binary(), height=1000)
+        self.addCleanup(self.browser.close)
+        b = self.browser
+        b.navigate(self.gw.admin_url("/"))
+        b.wait("!!document.querySelector('form[action=\"/login\"] input[name=token]')",
+               what="the sign-in form")
+        b.evaluate("document.getElementById('token').value = %s;"
+                   "document.querySelector('form').submit()" % json.dumps(TOKENS[0]))
+        return self.read(lambda p: p["connState"] == "live", "the shop card, live")
+
+    def traffic(self):
+        load = loadgen.Load(H, self.gw.host_port()[1], threads=2, expect=None).start()
+        self.addCleanup(load.stop)
+        return load
+
+    def rollout(self, action=None):
+        path = "/api/v1/services/shop/rollout"
+        r = self.api.get(path) if action is None else self.api.post(path, {"action": action})
+        self.assertEqual(r.status, 200, r)
+        return r.json
+
+    def read(self, pred, what, timeout=15.0):
+        """The page's rollout view once pred(view) holds."""
+        expr = "(() => { const p = %s; return p && p.connState ? p : null; })()" % READ_ROLLOUT
+        deadline = time.monotonic() + timeout
+        while True:
+            page = self.browser.evaluate(expr)
+            if page and pred(page):
+                return page
+            if time.monotonic() > deadline:
+                raise AssertionError("%s: not on the page within %.0f s; it shows %r"
+                                     % (what, timeout, page))
+            time.sleep(0.2)
+
+    def wait_api(self, pred, what, timeout=20.0):
+        return wait_for(lambda: (lambda st: st if pred(st) else None)(self.rollout()),
+                        timeout, what)
+
+
+class DashboardRolloutInBrowser(RolloutBrowserCase):
+    """A healthy green: the rollout steps on, paused, then aborted by hand."""
+
+    def test_rollout_steps_analysis_pause_and_abort(self):
+        page = self.start(interval_ms=2500)
+        # idle: one line, no section
+        self.assertTrue(page["hidden"], page)
+        self.assertFalse(page["noneHidden"], page)
+        self.assertEqual(page["none"], "No rollout · steps of 10, 25, 50, 100 %, 2.5 s each")
+
+        self.traffic()
+        self.assertEqual(self.rollout("start")["state"], "running")
+        page = self.read(lambda p: p["state"] == "running", "the running rollout")
+        self.assertFalse(page["hidden"])
+        self.assertTrue(page["noneHidden"])
+        self.assertEqual(page["badge"], "rollout: running")
+        self.assertEqual(page["route"], "blue → green")
+        self.assertRegex(page["started"], r"^started \d\d:\d\d:\d\d$")
+        self.assertEqual(page["weights"], ["10%", "25%", "50%", "100%"])
+        self.assertIn("current", page["steps"])
+        self.assertRegex(page["label"], r"^step [1-4] of 4 · canary (10|25|50|100)%$")
+        self.assertRegex(page["bar"], r"^\d+(\.\d)? s of 2\.5 s in this step$")
+
+        # past the first step, paused: the page shows where it stands
+        self.wait_api(lambda st: st["step"] >= 1, "the rollout's second step")
+        self.assertEqual(self.rollout("pause")["state"], "paused")
+        st = self.rollout()
+        step = st["step"]
+        self.assertEqual((st["state"], st["weight"]), ("paused", STEPS[step]), st)
+        markers = ["done"] * step + ["current"] + ["todo"] * (len(STEPS) - step - 1)
+        # the controller judges the paused step too, a second after it began
+        this_step = " · step %d (%d%%) · " % (step + 1, STEPS[step])
+        page = self.read(lambda p: p["state"] == "paused" and p["verdict"] == "pass"
+                         and this_step in p["when"] and p["steps"] == markers,
+                         "the paused rollout with a pass on its step")
+        self.assertEqual(page["label"], "step %d of 4 · canary %d%%" % (step + 1, STEPS[step]))
+        self.assertEqual(page["stepTexts"][step], "%d%% current" % STEPS[step])
+        self.assertEqual(page["stepTexts"][0], "10% done")
+        self.assertEqual((page["badge"], page["dataState"]), ("rollout: paused", "paused"))
+        self.assertEqual(page["split"], "canary green %d%%" % STEPS[step])
+        self.assertEqual(page["reason"], "within limits")
+        self.assertRegex(page["when"], r"^at \d\d:\d\d:\d\d · step \d \(\d+%\) · over \d+")
+        self.assertEqual((page["canary"]["name"], page["baseline"]["name"]),
+                         ("canary green", "baseline blue"))
+        for side in ("canary", "baseline"):
+            self.assertRegex(page[side]["requests"], r"^\d+(\.\d)?k?$", page[side])
+            self.assertNotIn(page[side]["requests"], ("0", "–"), page[side])
+            self.assertEqual(page[side]["errors"], "0 %", page[side])
+            self.assertRegex(page[side]["p95"], r"^\d+(\.\d+)? ms$", page[side])
+        self.assertRegex(page["ratio"], r"^p95 ratio, canary to baseline: \d+\.\d+×$")
+        # the scaling badge's tooltip: the figures against their limits, and why
+        scaling = self.api.get("/api/v1/dashboard").json["services"][0]["scaling"]
+        self.assertTrue(scaling["reason"], scaling)
+        page = self.read(lambda p: scaling["reason"] in p["scalingTitle"],
+                         "the scaling signal's reason in the badge's title")
+        title = page["scalingTitle"]
+        self.assertTrue(title.startswith("scaling signal: +1 scale up, 0 hold, -1 scale down\n"),
+                        title)
+        for part in ("p95 ", "(limit 2000 ms)", "queue 0 (limit 100)", "(limit 5.0 %)",
+                     " requests", scaling["reason"]):
+            self.assertIn(part, title)
+        self.assertIn(scaling["reason"], page["scalingText"])
+
+        path = self.browser.screenshot(os.path.join(ARTIFACTS, "dashboard-rollout.png"))
+        print("\n  rollout screenshot: %s" % path, file=sys.stderr)
+
+        # aborted by hand: weight 0, the step where it stopped is marked
+        self.assertEqual(self.rollout("abort")["state"], "aborted")
+        stopped = ["done"] * step + ["stopped"] + ["todo"] * (len(STEPS) - step - 1)
+        page = self.read(lambda p: p["state"] == "aborted", "the aborted rollout")
+        self.assertEqual(page["steps"], stopped)
+        self.assertEqual((page["badge"], page["badgeTone"], page["tone"]),
+                         ("rollout: aborted", "warn", "warn"))
+        self.assertEqual(page["label"], "aborted at step %d of 4 (%d%%)" % (step + 1, STEPS[step]))
+        self.assertEqual(page["stepTexts"][step], "%d%% stopped here" % STEPS[step])
+        self.assertEqual(page["time"], "weight back to 0")
+        self.assertEqual(page["split"], "canary 0%")
+        self.assertIn(page["verdict"], ("pass", "hold"))
+        path = self.browser.screenshot(os.path.join(ARTIFACTS, "dashboard-rollout-aborted.png"))
+        print("  aborted screenshot: %s" % path, file=sys.stderr)
+
+
+class DashboardRollbackInBrowser(RolloutBrowserCase):
+    """A green that fails 20 % of its requests: the controller rolls it
+    back, and the page shows the failing analysis."""
+
+    green_options = {"fail": 20}
+
+    def test_rolled_back_rollout_shows_the_failing_analysis(self):
+        self.start(interval_ms=60000)
+        self.traffic()
+        self.rollout("start")
+        st = self.wait_api(lambda st: st["state"] == "rolled_back", "the rollback")
+        a = st["last_analysis"]
+        self.assertEqual(a["verdict"], "fail", a)
+        page = self.read(lambda p: p["state"] == "rolled back", "the rolled back rollout")
+        self.assertEqual((page["badge"], page["badgeTone"], page["tone"]),
+                         ("rollout: rolled back", "bad", "bad"))
+        self.assertEqual(page["steps"], ["stopped", "todo", "todo", "todo"])
+        self.assertEqual(page["label"], "rolled back at step 1 of 4 (10%)")
+        self.assertEqual((page["verdict"], page["reason"]), ("fail", a["reason"]))
+        self.assertIn("error rate", page["reason"])
+        canary = page["canary"]
+        self.assertEqual(canary["errorsTone"], "bad", canary)
+        self.assertRegex(canary["errors"], r"^(1\d|2\d)(\.\d)? %$", canary)
+        self.assertEqual(page["baseline"]["errors"], "0 %")
+        path = self.browser.screenshot(os.path.join(ARTIFACTS, "dashboard-rollback.png"))
+        print("\n  rollback screenshot: %s" % path, file=sys.stderr)
 
 
 if __name__ == "__main__":
