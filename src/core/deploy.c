@@ -143,15 +143,17 @@ static void log_rollout(const struct sy_service *svc, const char *action, const 
 
 /* ---- judging ---- */
 
-static void read_side(uint32_t series, int64_t span_ms, struct sy_rollout_side *side)
+/* Returns the time the figures cover (the windows reach back 5 minutes at most). */
+static int64_t read_side(uint32_t series, int64_t span_ms, struct sy_rollout_side *side)
 {
     struct sy_metrics_window w;
+    int64_t covered = sy_metrics_service_window(series, span_ms, &w);
 
-    sy_metrics_service_window(series, span_ms, &w);
     side->requests = w.requests;
     side->errors = w.errors;
     side->error_rate = w.requests ? (double)w.errors / (double)w.requests : 0;
     side->p95_ms = w.requests ? (double)sy_hist_quantile(&w.hist, 0.95) / 1000.0 : 0;
+    return covered;
 }
 
 /*
@@ -162,16 +164,17 @@ static bool judge(const struct sy_service *svc, int64_t now_mono, struct sy_roll
 {
     const struct sy_rollout_live *ro = &svc->live->rollout;
     const struct sy_rollout_conf *rc = &svc->rollout;
-    uint64_t min = rc->min_requests > 0 ? (uint64_t)rc->min_requests : 0;
+    /* missing data never passes: at least one request, whatever the file says */
+    uint64_t min = rc->min_requests > 1 ? (uint64_t)rc->min_requests : 1;
     int64_t span = now_mono - ro->step_started_ms;
 
     memset(a, 0, sizeof(*a));
     a->at_ms = wall_ms();
     a->step = ro->step;
     a->weight = sy_live_canary_weight(svc);
-    a->window_ms = span < 1000 ? 1000 : span;
-    read_side(svc->metric_id[ro->canary_slot], a->window_ms, &a->canary);
-    read_side(svc->metric_id[other_slot(ro->canary_slot)], a->window_ms, &a->baseline);
+    span = span < 1000 ? 1000 : span;
+    a->window_ms = read_side(svc->metric_id[ro->canary_slot], span, &a->canary);
+    read_side(svc->metric_id[other_slot(ro->canary_slot)], span, &a->baseline);
     if (a->baseline.p95_ms > 0)
         a->p95_ratio = a->canary.p95_ms / a->baseline.p95_ms;
     if (a->canary.requests < min) {
@@ -248,14 +251,18 @@ static void rollout_tick(const struct sy_conf *conf, const struct sy_service *sv
     if (!sy_rollout_active(ro->state))
         return;
     if (sy_live_active(svc) == (enum sy_slot)ro->canary_slot) {
-        /* The file's active slot changed under the rollout (a reload): it has no canary left. */
+        /* The active slot changed under the rollout: it has no canary left. */
         ro->state = SY_ROLLOUT_ABORTED;
-        sy_state_save(conf);
+        apply(conf, svc, sy_live_active(svc), 0);
         log_rollout(svc, "abort", "controller", "the active slot changed under the rollout");
         return;
     }
     if (judge(svc, now_mono, &ro->last)) {
         withdraw(conf, svc, SY_ROLLOUT_ROLLED_BACK, "controller", ro->last.reason);
+        return;
+    }
+    if ((size_t)ro->step >= svc->rollout.nsteps) {
+        enter_step(conf, svc, now_mono, "controller");      /* a reload removed steps */
         return;
     }
     if (ro->state == SY_ROLLOUT_PAUSED ||
@@ -460,9 +467,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 
 static int deploy_prepare(struct sy_conf *conf, char *err, size_t errlen)
 {
-    (void)err, (void)errlen;
-    sy_state_restore(conf, mono_ms());
-    return 0;
+    return sy_state_restore(conf, mono_ms(), err, errlen);
 }
 
 static int deploy_start(struct event_base *base, struct sy_conf *conf, char *err, size_t errlen)
@@ -478,9 +483,25 @@ static int deploy_start(struct event_base *base, struct sy_conf *conf, char *err
     return 0;
 }
 
+/*
+ * After a reload: a rollout goes on with the new file's steps, at the same
+ * step (its weight follows them); one whose step is past the new last one
+ * promotes at the next tick. Then the state file learns of any change.
+ */
 static void deploy_reconfigure(struct sy_conf *conf)
 {
     deploy.conf = conf;
+    for (size_t i = 0; i < conf->nservices; i++) {
+        const struct sy_service *svc = &conf->services[i];
+        const struct sy_rollout_live *ro = &svc->live->rollout;
+        if (!sy_rollout_active(ro->state) || (size_t)ro->step >= svc->rollout.nsteps ||
+            sy_live_canary_weight(svc) == svc->rollout.steps[ro->step])
+            continue;
+        sy_live_service_set(svc->live, sy_live_active(svc), svc->rollout.steps[ro->step],
+                            wall_ms());
+        sy_log_error(SY_LOG_INFO, "rollout", "service %s: the reload's steps put step %d at "
+                     "weight %d", svc->name, ro->step + 1, svc->rollout.steps[ro->step]);
+    }
     sy_state_save(conf);
 }
 

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "live.h"
+#include "log.h"
 
 /* Envoy's cap on a back-off ejection. */
 #define EJECT_MAX_MS 300000
@@ -78,8 +79,7 @@ struct sy_service_live *sy_live_service_get(const char *name, int conf_active, i
             free(l);
             l = NULL;
         } else {
-            atomic_init(&l->active, conf_active);
-            atomic_init(&l->canary_weight, conf_weight);
+            atomic_init(&l->split, conf_active | conf_weight << 1);
             l->conf_active = conf_active;
             l->conf_weight = conf_weight;
             l->next = service_registry;
@@ -112,12 +112,10 @@ void sy_live_service_set(struct sy_service_live *live, enum sy_slot active, int 
                          int64_t now_wall_ms)
 {
     enum sy_slot other = active == SY_SLOT_BLUE ? SY_SLOT_GREEN : SY_SLOT_BLUE;
-    enum sy_slot was_active = (enum sy_slot)atomic_load(&live->active);
-    int was_weight = atomic_load(&live->canary_weight);
-    bool other_had = was_active == other || was_weight > 0;
+    int was = atomic_load(&live->split);
+    bool other_had = (enum sy_slot)(was & 1) == other || was >> 1 > 0;
 
-    atomic_store_explicit(&live->active, active, memory_order_relaxed);
-    atomic_store_explicit(&live->canary_weight, weight, memory_order_relaxed);
+    atomic_store_explicit(&live->split, (int)active | weight << 1, memory_order_relaxed);
     atomic_store_explicit(&live->slot_lost_ms[active], 0, memory_order_relaxed);
     if (weight > 0)
         atomic_store_explicit(&live->slot_lost_ms[other], 0, memory_order_relaxed);
@@ -130,19 +128,35 @@ void sy_live_services_adopt(const struct sy_conf *conf, int64_t now_wall_ms)
     for (size_t i = 0; i < conf->nservices; i++) {
         const struct sy_service *svc = &conf->services[i];
         struct sy_service_live *l = svc->live;
-        enum sy_slot active = sy_live_active(svc);
-        int weight = sy_live_canary_weight(svc);
+        bool rolling = sy_rollout_active(l->rollout.state);
+        enum sy_slot active, was_active;
+        int weight, was_weight;
 
-        /* While a rollout owns the split, the file's weight waits. */
+        sy_live_split(svc, &was_active, &was_weight);
+        active = was_active;
+        weight = was_weight;
+        if (svc->canary.weight != l->conf_weight) {
+            if (rolling)
+                sy_log_error(SY_LOG_WARN, "reload", "service %s: canary.weight %d in the file "
+                             "is ignored: a rollout owns the split", svc->name,
+                             svc->canary.weight);
+            else
+                weight = svc->canary.weight;
+            l->conf_weight = svc->canary.weight;
+        }
         if (svc->active != (enum sy_slot)l->conf_active) {
             active = svc->active;
             l->conf_active = svc->active;
+            if (rolling) {
+                /* The operator moved the traffic by hand: the rollout has nothing left to do. */
+                l->rollout.state = SY_ROLLOUT_ABORTED;
+                weight = svc->canary.weight;
+                sy_log_error(SY_LOG_WARN, "reload", "service %s: the file's active slot changed "
+                             "to %s: the rollout is aborted", svc->name,
+                             active == SY_SLOT_BLUE ? "blue" : "green");
+            }
         }
-        if (svc->canary.weight != l->conf_weight && !sy_rollout_active(l->rollout.state)) {
-            weight = svc->canary.weight;
-            l->conf_weight = svc->canary.weight;
-        }
-        if (active != sy_live_active(svc) || weight != sy_live_canary_weight(svc))
+        if (active != was_active || weight != was_weight)
             sy_live_service_set(l, active, weight, now_wall_ms);
     }
 }

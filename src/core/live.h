@@ -53,8 +53,9 @@ struct sy_instance_live {
  * thread writes; workers read with relaxed atomics.
  */
 struct sy_service_live {
-    _Atomic int active;                 /* enum sy_slot */
-    _Atomic int canary_weight;          /* 0..100: percent to the other slot */
+    /* the active slot (enum sy_slot) + 2 x the canary weight (0..100: percent to the
+     * other slot), one word so that a worker never reads one without the other */
+    _Atomic int split;
     /*
      * Wall-clock ms at which each slot lost its traffic (a switch away, a
      * rollback or a weight set to 0); 0 while it has traffic. WebSocket
@@ -101,15 +102,23 @@ void sy_live_services_adopt(const struct sy_conf *conf, int64_t now_wall_ms);
 void sy_live_service_set(struct sy_service_live *live, enum sy_slot active, int weight,
                          int64_t now_wall_ms);
 
-/* The service's active slot and canary weight now. */
+/* The service's active slot and canary weight now, read together. */
+static inline void sy_live_split(const struct sy_service *svc, enum sy_slot *active, int *weight)
+{
+    int split = atomic_load_explicit(&svc->live->split, memory_order_relaxed);
+
+    *active = (enum sy_slot)(split & 1);
+    *weight = split >> 1;
+}
+
 static inline enum sy_slot sy_live_active(const struct sy_service *svc)
 {
-    return (enum sy_slot)atomic_load_explicit(&svc->live->active, memory_order_relaxed);
+    return (enum sy_slot)(atomic_load_explicit(&svc->live->split, memory_order_relaxed) & 1);
 }
 
 static inline int sy_live_canary_weight(const struct sy_service *svc)
 {
-    return atomic_load_explicit(&svc->live->canary_weight, memory_order_relaxed);
+    return atomic_load_explicit(&svc->live->split, memory_order_relaxed) >> 1;
 }
 
 /*

@@ -199,13 +199,25 @@ struct restored {
     struct sy_rollout_live rollout;
 };
 
+/* Wall-clock ms of "2026-11-23T10:00:00.000Z" as sy_log_format_ts writes it; 0 if not. */
+static int64_t parse_ts(const char *text)
+{
+    struct tm tm = {0};
+    int ms = 0;
+    const char *end = strptime(text, "%Y-%m-%dT%H:%M:%S", &tm);
+
+    if (!end || sscanf(end, ".%3dZ", &ms) != 1)
+        return 0;
+    return (int64_t)timegm(&tm) * 1000 + ms;
+}
+
 /* One service's entry; 0, or -1 with the JSON path and the fault in err. */
 static int parse_service(const char *name, json_t *v, struct restored *out, char *err,
                          size_t errlen)
 {
     const char *active = NULL, *st = "idle", *canary = "blue", *paused = "running";
     json_int_t weight = -1, step = 0;
-    json_t *rollout = NULL;
+    json_t *rollout = NULL, *started = NULL;
     json_error_t je;
 
     memset(out, 0, sizeof(*out));
@@ -214,8 +226,9 @@ static int parse_service(const char *name, json_t *v, struct restored *out, char
         snprintf(err, errlen, "services.%s: %s", name, je.text);
         return -1;
     }
-    if (rollout && json_unpack_ex(rollout, &je, 0, "{s:s,s:I,s:s,s?s}", "state", &st, "step",
-                                  &step, "canary", &canary, "paused_from", &paused) < 0) {
+    if (rollout && json_unpack_ex(rollout, &je, 0, "{s:s,s:I,s:s,s?s,s?o}", "state", &st,
+                                  "step", &step, "canary", &canary, "paused_from", &paused,
+                                  "started", &started) < 0) {
         snprintf(err, errlen, "services.%s.rollout: %s", name, je.text);
         return -1;
     }
@@ -230,9 +243,18 @@ static int parse_service(const char *name, json_t *v, struct restored *out, char
                  (long long)weight, st, (long long)step, canary);
         return -1;
     }
+    if (state_id == SY_ROLLOUT_PAUSED && paused_id != SY_ROLLOUT_RUNNING &&
+        paused_id != SY_ROLLOUT_WAITING) {
+        snprintf(err, errlen, "services.%s.rollout.paused_from: %s is not a state a rollout "
+                 "is paused from", name, paused);
+        return -1;
+    }
     out->rollout.state = (enum sy_rollout_state)state_id;
     out->rollout.paused_from = (enum sy_rollout_state)paused_id;
     out->rollout.step = (int)step;
+    /* "started" is null for a rollout never started */
+    out->rollout.started_wall_ms = json_is_string(started)
+                                   ? parse_ts(json_string_value(started)) : 0;
     return 0;
 }
 
@@ -264,18 +286,20 @@ static void adopt(const struct sy_service *svc, const struct restored *r, int64_
     ro->step_started_ms = now_mono_ms;
     if (sy_rollout_active(ro->state) &&
         (ro->canary_slot == r->active || (size_t)ro->step >= svc->rollout.nsteps)) {
-        /* Not a rollout this configuration can go on with: leave the split as saved. */
+        /* Not a rollout this configuration can go on with: the canary's share goes. */
         ro->state = SY_ROLLOUT_ABORTED;
+        sy_live_service_set(svc->live, (enum sy_slot)r->active, 0, sy_clock_ms(CLOCK_REALTIME));
         sy_log_error(SY_LOG_WARN, "state", "service %s: the saved rollout does not fit the "
-                     "configuration (step %d of %zu): aborted", svc->name, ro->step + 1,
-                     svc->rollout.nsteps);
+                     "configuration (step %d of %zu): aborted, canary weight 0", svc->name,
+                     ro->step + 1, svc->rollout.nsteps);
     }
     sy_log_error(SY_LOG_INFO, "state", "service %s: restored active %s, canary weight %d, "
-                 "rollout %s", svc->name, slot_names[r->active], r->weight,
+                 "rollout %s", svc->name, slot_names[r->active], sy_live_canary_weight(svc),
                  sy_rollout_state_name(ro->state));
 }
 
-void sy_state_restore(const struct sy_conf *conf, int64_t now_mono_ms)
+int sy_state_restore(const struct sy_conf *conf, int64_t now_mono_ms, char *err,
+                     size_t errlen)
 {
     json_error_t je;
     json_t *root, *services = NULL;
@@ -283,16 +307,31 @@ void sy_state_restore(const struct sy_conf *conf, int64_t now_mono_ms)
     int version = 0;
 
     if (!conf->state_file)
-        return;
-    if (access(conf->state_file, F_OK) < 0 && errno == ENOENT) {
+        return 0;
+    FILE *f = fopen(conf->state_file, "r");
+    if (!f && (errno == ENOENT || errno == ENOTDIR)) {
         sy_log_error(SY_LOG_INFO, "state", "state file %s does not exist yet: starting from "
                      "the configuration", conf->state_file);
-        return;
+        return 0;
     }
-    if (!(root = json_load_file(conf->state_file, JSON_REJECT_DUPLICATES, &je))) {
+    if (!f) {
+        /* Unreadable is not corrupt: starting from the file's active slot could flip traffic. */
+        snprintf(err, errlen, "state file %s: %s (fix its permissions, or remove it to start "
+                 "from the configuration)", conf->state_file, strerror(errno));
+        return -1;
+    }
+    root = json_loadf(f, JSON_REJECT_DUPLICATES, &je);
+    bool read_failed = ferror(f);
+    fclose(f);
+    if (read_failed) {
+        json_decref(root);
+        snprintf(err, errlen, "state file %s: cannot read it", conf->state_file);
+        return -1;
+    }
+    if (!root) {
         snprintf(why, sizeof(why), "line %d: %s", je.line, je.text);
         set_aside(conf->state_file, why);
-        return;
+        return 0;
     }
     if (json_unpack_ex(root, &je, 0, "{s:i,s:o}", "version", &version, "services",
                        &services) < 0 || !json_is_object(services) || version != STATE_VERSION) {
@@ -301,7 +340,7 @@ void sy_state_restore(const struct sy_conf *conf, int64_t now_mono_ms)
                  : je.text);
         json_decref(root);
         set_aside(conf->state_file, why);
-        return;
+        return 0;
     }
     /* Every entry is checked before any is used: a file is taken whole or not at all. */
     struct restored *r = calloc(conf->nservices ? conf->nservices : 1, sizeof(*r));
@@ -329,4 +368,5 @@ void sy_state_restore(const struct sy_conf *conf, int64_t now_mono_ms)
     free(found);
     if (rc < 0)
         set_aside(conf->state_file, why);
+    return 0;
 }

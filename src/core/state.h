@@ -15,9 +15,12 @@
 /*
  * Before the workers start: the file's split and rollouts win over the
  * configuration's. A file that cannot be understood is logged, kept
- * aside as FILE.corrupt-TIMESTAMP, and the configuration is used.
+ * aside as FILE.corrupt-TIMESTAMP, and the configuration is used; one
+ * that exists but cannot be read (permissions) stops the start: -1 with
+ * err, since starting from the configuration could flip traffic back.
  */
-void sy_state_restore(const struct sy_conf *conf, int64_t now_mono_ms);
+int sy_state_restore(const struct sy_conf *conf, int64_t now_mono_ms, char *err,
+                     size_t errlen);
 
 /*
  * Writes every service's state now. A failure (a full disk) is logged

@@ -216,8 +216,10 @@ size_t sy_split_set_cookie(char *dst, const struct sy_service *svc, const struct
 struct sy_split sy_split_pick(const struct sy_service *svc, const struct sy_http_head *head,
                               const char *data, const char *client_ip, uint64_t *rng)
 {
-    enum sy_slot active = sy_live_active(svc);
-    int weight = sy_live_canary_weight(svc);
+    enum sy_slot active;
+    int weight;
+
+    sy_live_split(svc, &active, &weight);
     enum sy_slot canary = active == SY_SLOT_BLUE ? SY_SLOT_GREEN : SY_SLOT_BLUE;
     struct sy_split s = {.slot = active};
 

@@ -70,8 +70,7 @@ bench_pick(const char *name, unsigned long n, enum sy_sticky sticky, int weight,
     size_t canary = 0;
 
     memset(&live, 0, sizeof(live));
-    atomic_store(&live.active, SY_SLOT_BLUE);
-    atomic_store(&live.canary_weight, weight);
+    sy_live_service_set(&live, SY_SLOT_BLUE, weight, 1);
     svc.canary.sticky = sticky;
     svc.canary.sticky_header = "X-User";
     svc.canary.force_header = (char *)force_header;

@@ -197,32 +197,39 @@ test_service_adopt(void **state)
     assert_non_null(svc.live);
     assert_int_equal(sy_live_active(&svc), SY_SLOT_BLUE);
     /* a run-time switch survives a configuration that did not change its own values */
-    atomic_store(&svc.live->active, SY_SLOT_GREEN);
-    atomic_store(&svc.live->canary_weight, 30);
+    sy_live_service_set(svc.live, SY_SLOT_GREEN, 30, 1000);
     sy_live_services_adopt(&conf, 1000);
     assert_int_equal(sy_live_active(&svc), SY_SLOT_GREEN);
     assert_int_equal(sy_live_canary_weight(&svc), 30);
     /* the file's active slot changed: it wins; its weight did not: the run-time one stays */
     svc.active = SY_SLOT_GREEN;
-    atomic_store(&svc.live->active, SY_SLOT_BLUE);
+    sy_live_service_set(svc.live, SY_SLOT_BLUE, 30, 1000);
     sy_live_services_adopt(&conf, 1000);
     assert_int_equal(sy_live_active(&svc), SY_SLOT_GREEN);
     assert_int_equal(sy_live_canary_weight(&svc), 30);
     svc.canary.weight = 5;
     sy_live_services_adopt(&conf, 1000);
     assert_int_equal(sy_live_canary_weight(&svc), 5);
-    /* while a rollout owns the split, the file's weight waits for it to end */
+    /* while a rollout owns the split, the file's weight is ignored, then and later */
     svc.live->rollout.state = SY_ROLLOUT_RUNNING;
     svc.canary.weight = 9;
     sy_live_services_adopt(&conf, 1000);
     assert_int_equal(sy_live_canary_weight(&svc), 5);
     svc.live->rollout.state = SY_ROLLOUT_PROMOTED;
     sy_live_services_adopt(&conf, 1000);
+    assert_int_equal(sy_live_canary_weight(&svc), 5);
+    /* the file's active slot changing under a rollout ends it, with the file's weight */
+    svc.live->rollout.state = SY_ROLLOUT_RUNNING;
+    svc.active = SY_SLOT_BLUE;
+    sy_live_services_adopt(&conf, 1000);
+    assert_int_equal(svc.live->rollout.state, SY_ROLLOUT_ABORTED);
+    assert_int_equal(sy_live_active(&svc), SY_SLOT_BLUE);
     assert_int_equal(sy_live_canary_weight(&svc), 9);
+    sy_live_service_set(svc.live, SY_SLOT_GREEN, 5, 1000);
     /* a second get shares the entry and keeps its state */
     struct sy_service_live *again = sy_live_service_get("svc", SY_SLOT_BLUE, 0);
     assert_ptr_equal(again, svc.live);
-    assert_int_equal(atomic_load(&again->active), SY_SLOT_GREEN);
+    assert_int_equal(atomic_load(&again->split) & 1, SY_SLOT_GREEN);
     sy_live_service_put(again);
     sy_live_service_put(svc.live);
 }

@@ -63,8 +63,7 @@ svc_init(struct svc *s, const char *name, enum sy_sticky sticky, const char *hea
 static void
 set_split(struct svc *s, enum sy_slot active, int weight)
 {
-    atomic_store(&s->live.active, (int)active);
-    atomic_store(&s->live.canary_weight, weight);
+    sy_live_service_set(&s->live, active, weight, 1);
 }
 
 static struct sy_split

@@ -23,6 +23,8 @@
 #include "core/live.h"
 #include "core/state.h"
 
+static char err[256];
+
 struct fixture {
     char dir[64];
     char path[128];
@@ -108,7 +110,7 @@ static void test_saved_state_comes_back(void **state)
     assert_int_equal(access(f->path, R_OK), 0);
 
     reset_live(l);
-    sy_state_restore(&f->conf, 4242);
+    assert_int_equal(sy_state_restore(&f->conf, 4242, err, sizeof(err)), 0);
     assert_int_equal(sy_live_active(&f->svc), SY_SLOT_GREEN);
     assert_int_equal(sy_live_canary_weight(&f->svc), 50);
     assert_int_equal(l->rollout.state, SY_ROLLOUT_PAUSED);
@@ -117,6 +119,7 @@ static void test_saved_state_comes_back(void **state)
     assert_int_equal(l->rollout.canary_slot, SY_SLOT_BLUE);
     /* the step's interval starts again at restore */
     assert_int_equal(l->rollout.step_started_ms, 4242);
+    assert_int_equal(l->rollout.started_wall_ms, 1700000000000);
     assert_int_equal(count_aside(f), 0);
 }
 
@@ -125,7 +128,7 @@ static void test_no_file_keeps_the_configuration(void **state)
     struct fixture *f = *state;
 
     reset_live(f->svc.live);
-    sy_state_restore(&f->conf, 1);
+    assert_int_equal(sy_state_restore(&f->conf, 1, err, sizeof(err)), 0);
     assert_int_equal(sy_live_active(&f->svc), SY_SLOT_BLUE);
     assert_int_equal(count_aside(f), 0);
 }
@@ -144,6 +147,9 @@ static void test_a_bad_file_is_set_aside(void **state)
         "{\"version\": 1, \"services\": {\"app\": {\"active\": \"green\"}}}",
         "{\"version\": 1, \"services\": {\"app\": {\"active\": \"green\", \"canary_weight\": 5, "
         "\"rollout\": {\"state\": \"dancing\", \"step\": 0, \"canary\": \"blue\"}}}}",
+        "{\"version\": 1, \"services\": {\"app\": {\"active\": \"green\", \"canary_weight\": 5, "
+        "\"rollout\": {\"state\": \"paused\", \"step\": 0, \"canary\": \"blue\", "
+        "\"paused_from\": \"promoted\"}}}}",
         /* a good entry before a bad one: still nothing is used */
         "{\"version\": 1, \"services\": {\"app\": {\"active\": \"green\", \"canary_weight\": 5}, "
         "\"other\": {\"active\": \"blue\", \"canary_weight\": -1}}}",
@@ -156,7 +162,7 @@ static void test_a_bad_file_is_set_aside(void **state)
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         reset_live(f->svc.live);
         write_text(f->path, bad[i]);
-        sy_state_restore(&f->conf, 1);
+        assert_int_equal(sy_state_restore(&f->conf, 1, err, sizeof(err)), 0);
         assert_int_equal(sy_live_active(&f->svc), SY_SLOT_BLUE);
         assert_int_equal(sy_live_canary_weight(&f->svc), 0);
         assert_int_equal(f->svc.live->rollout.state, SY_ROLLOUT_IDLE);
@@ -180,11 +186,28 @@ static void test_unknown_services_are_ignored_and_unfit_rollouts_aborted(void **
                "\"gone\": {\"active\": \"green\", \"canary_weight\": 7},"
                "\"app\": {\"active\": \"blue\", \"canary_weight\": 30, \"rollout\": "
                "{\"state\": \"running\", \"step\": 5, \"canary\": \"green\"}}}}");
-    sy_state_restore(&f->conf, 1);
-    /* the split is kept as saved, the rollout (step 6 of 3) cannot go on */
-    assert_int_equal(sy_live_canary_weight(&f->svc), 30);
+    assert_int_equal(sy_state_restore(&f->conf, 1, err, sizeof(err)), 0);
+    /* the rollout (step 6 of 3) cannot go on: aborted, and the canary's share goes */
+    assert_int_equal(sy_live_canary_weight(&f->svc), 0);
     assert_int_equal(f->svc.live->rollout.state, SY_ROLLOUT_ABORTED);
     assert_int_equal(count_aside(f), 0);
+}
+
+/* A file that exists but cannot be read is not corrupt: the start stops, nothing moves. */
+static void test_an_unreadable_file_stops_the_start(void **state)
+{
+    struct fixture *f = *state;
+    char sub[160];
+
+    snprintf(sub, sizeof(sub), "%s/sub", f->dir);
+    assert_int_equal(mkdir(sub, 0755), 0);
+    assert_int_equal(mkdir(f->path, 0755), 0);     /* a directory where the file should be */
+    reset_live(f->svc.live);
+    assert_int_equal(sy_state_restore(&f->conf, 1, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, f->path));
+    assert_int_equal(access(f->path, F_OK), 0);
+    assert_int_equal(count_aside(f), 0);
+    assert_int_equal(rmdir(f->path), 0);
 }
 
 static void test_a_failed_write_is_retried(void **state)
@@ -204,7 +227,7 @@ static void test_a_failed_write_is_retried(void **state)
     sy_state_retry(&f->conf);
     assert_int_equal(access(f->path, R_OK), 0);
     reset_live(f->svc.live);
-    sy_state_restore(&f->conf, 1);
+    assert_int_equal(sy_state_restore(&f->conf, 1, err, sizeof(err)), 0);
     assert_int_equal(sy_live_active(&f->svc), SY_SLOT_GREEN);
 }
 
@@ -237,6 +260,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_a_bad_file_is_set_aside, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_unknown_services_are_ignored_and_unfit_rollouts_aborted, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_an_unreadable_file_stops_the_start, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_failed_write_is_retried, setup, teardown),
         cmocka_unit_test_setup_teardown(test_slot_lost_marks, setup, teardown),
     };
