@@ -62,6 +62,52 @@ struct sy_log_field {
 void sy_log_security(const char *event, const char *client_ip, const char *country,
                      const char *reason, const struct sy_log_field *fields, size_t nfields);
 
+/*
+ * A client-triggered security event that may come in floods, collapsed per
+ * key. The first event of a key in a wall-clock second is written at once,
+ * with "suppressed": N when N earlier ones of that key were left out; the
+ * others of that second are counted, not written, and the latest of them is
+ * kept (strings cut to fixed sizes at a character boundary: client_ip 46
+ * bytes, country 8, reason 96, a field's name 32 and value 96, all fields 256;
+ * a field that does not fit, or a JSON value over 96, is left out). A key
+ * whose flood stopped gets one last line at the next
+ * sy_log_security_tick: that latest event, with "suppressed": N for the
+ * others. So every line stands for one event, and the lines plus the sum of
+ * "suppressed" equal the events logged.
+ *
+ * key: what makes two events "the same" (e.g. "rate_limited" + limit + client
+ * key), compared with event too; its first 96 bytes are kept, a longer key is
+ * told apart by its length and a 64-bit keyed hash. event: a string that
+ * lives as long as the logger (a literal), as for sy_log_security.
+ *
+ * Each thread keeps 512 keys (set-associative, the least recently seen
+ * replaced: its pending count is written first). The cap of 50 lines a second
+ * per event per thread still holds over all keys (keyed lines have their own
+ * cap, apart from sy_log_security's): a new key past it is not given a slot,
+ * and its events, like counts that a tick or an eviction cannot write under
+ * the cap, go to the event's overflow, written at the next tick as the latest
+ * such event with "many_keys": true and "suppressed": N. 8 event names a
+ * thread have caps of their own; more share one. A line too long as given is
+ * written cut to the sizes above rather than dropped. A thread not attached
+ * (sy_log_attach) falls back to sy_log_security. Never blocks; allocates
+ * nothing (the tables are made by sy_log_start).
+ */
+void sy_log_security_keyed(const char *event, const char *key, size_t keylen,
+                           const char *client_ip, const char *country, const char *reason,
+                           const struct sy_log_field *fields, size_t nfields);
+
+/*
+ * Each thread that logs keyed events calls this about once a second (its
+ * event loop's timer), with the wall clock in ms: writes the pending counts
+ * of keys whose second has passed, and the overflows. A thread that stops
+ * calls it with INT64_MAX to write everything pending.
+ */
+void sy_log_security_tick(int64_t now_ms);
+
+/* Tests only: the wall clock (ms) the logs read; NULL: CLOCK_REALTIME. */
+typedef int64_t (*sy_log_clock_fn)(void);
+void sy_log_set_clock(sy_log_clock_fn wall_ms);
+
 uint64_t sy_log_dropped(enum sy_log_stream stream);
 const char *sy_log_stream_name(enum sy_log_stream stream);
 
