@@ -426,6 +426,35 @@ static void services(struct text *t, struct text *labels, const struct sy_conf *
     }
 }
 
+/* The modules' counter families (metrics.h, SY_METRICS_COUNTER), by name. */
+static const struct {
+    const char *name, *help;
+    const char *labels[2];
+    size_t nlabels;
+} counter_families[] = {
+    {"switchyard_rate_limited_total", "Requests answered 429 by a rate limit, by limit and "
+     "route.", {"limit", "route"}, 2},
+    {"switchyard_denied_total", "Requests refused 403 by access control, by reason "
+     "(deny_list, not_in_allow_list, country).", {"reason", NULL}, 1},
+};
+
+static void event_counters(struct text *t, struct text *labels)
+{
+    uint32_t n = sy_metrics_count(SY_METRICS_COUNTER);
+
+    for (size_t f = 0; f < sizeof(counter_families) / sizeof(counter_families[0]); f++) {
+        family(t, counter_families[f].name, "counter", counter_families[f].help);
+        for (uint32_t id = 0; id < n; id++) {
+            const char *const *l = sy_metrics_labels(SY_METRICS_COUNTER, id);
+            if (strcmp(l[0], counter_families[f].name) != 0)
+                continue;
+            labels->len = 0;
+            put_labels(labels, counter_families[f].labels, l + 1, counter_families[f].nlabels);
+            sample(t, counter_families[f].name, labels, sy_metrics_counter_value(id));
+        }
+    }
+}
+
 /* A gauge per service and slot, read from the service's live entry. */
 static void slot_gauge(struct text *t, struct text *labels, const struct sy_conf *conf,
                        const char *name, const char *help, size_t field_offset)
@@ -499,6 +528,7 @@ int sy_admin_metrics_write(struct evbuffer *out, const struct sy_conf *conf, int
     cert_expiry(&t, &labels, conf);
     services(&t, &labels, conf);
     deployments(&t, &labels, conf);
+    event_counters(&t, &labels);
     free(labels.p);
     if (t.failed || labels.failed ||
         evbuffer_add_reference(out, t.p, t.len, free_text, NULL) < 0) {

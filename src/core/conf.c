@@ -29,6 +29,7 @@ set_defaults(struct sy_conf *conf)
         .client_body_timeout_ms = 60000,
         .keepalive_timeout_ms = 5000,
         .tunnel_idle_timeout_ms = 600000,
+        .rate_limit_keys = 1 << 18,
     };
     conf->log.level = SY_LOG_INFO;
     conf->redis.on_failure = SY_REDIS_FAIL_ALLOW;
@@ -149,6 +150,7 @@ free_route(struct sy_route *r)
 {
     free(r->host);
     free(r->path);
+    free(r->label);
     free_header_edit(&r->request_headers);
     free_header_edit(&r->response_headers);
     free_strings(r->cors.origins, r->cors.norigins);

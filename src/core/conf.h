@@ -47,6 +47,7 @@ struct sy_limits {
     int64_t client_body_timeout_ms;
     int64_t keepalive_timeout_ms;
     int64_t tunnel_idle_timeout_ms;   /* WebSocket tunnel with no byte either way */
+    int64_t rate_limit_keys;          /* local rate-limit table: keys held (8 bytes each) */
 };
 
 struct sy_admin {
@@ -214,11 +215,15 @@ struct sy_rate_limit {
     enum sy_rl_headers headers;
 };
 
+/* Modules a build can hold (src/http/modules.c). */
+#define SY_MODULES_MAX 8
+
 struct sy_route {
     size_t index;               /* position in the configuration's "routes" */
     char *host;                 /* lower case: "*", "*.example.com" or exact */
     char *path;                 /* prefix, starts with '/' */
     size_t path_len;
+    char *label;                /* host then path, "*.example.com/api": logs and metrics */
     struct sy_service *service;
     struct sy_rate_limit *rate_limit;   /* NULL: none */
     bool https_redirect;
@@ -295,6 +300,8 @@ struct sy_conf {
      * frees what it built (TLS contexts), before the rest goes.
      */
     void (*free_prepared)(struct sy_conf *conf);
+    /* each module's state for this snapshot (sy_module.h), by its place in the table */
+    void *module_state[SY_MODULES_MAX];
 };
 
 /* Where a configuration comes from (SPEC.md, Configuration layers). */

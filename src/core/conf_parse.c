@@ -128,7 +128,7 @@ parse_limits(struct conf_ctx *ctx, const json_t *root)
     static const char *const keys[] = {
         "max_connections", "max_connections_per_ip", "max_header_bytes", "max_headers",
         "max_uri_bytes", "max_body_bytes", "client_header_timeout_ms", "client_body_timeout_ms",
-        "keepalive_timeout_ms", "tunnel_idle_timeout_ms", NULL,
+        "keepalive_timeout_ms", "tunnel_idle_timeout_ms", "rate_limit_keys", NULL,
     };
     struct sy_limits *l = &ctx->conf->limits;
     const json_t *v = json_object_get(root, "limits");
@@ -155,6 +155,7 @@ parse_limits(struct conf_ctx *ctx, const json_t *root)
     conf_duration(ctx, v, "limits", "client_body_timeout_ms", 1, &l->client_body_timeout_ms);
     conf_duration(ctx, v, "limits", "keepalive_timeout_ms", 1, &l->keepalive_timeout_ms);
     conf_duration(ctx, v, "limits", "tunnel_idle_timeout_ms", 1, &l->tunnel_idle_timeout_ms);
+    conf_int(ctx, v, "limits", "rate_limit_keys", 64, 1LL << 28, &l->rate_limit_keys);
 }
 
 static void

@@ -7,6 +7,7 @@
  */
 #include <ctype.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -353,6 +354,10 @@ parse_route(struct conf_ctx *ctx, const json_t *v, const char *path, struct sy_r
     r->path = conf_dup(ctx, "/");
     parse_route_fields(ctx, v, path, r);
     r->path_len = r->path != NULL ? strlen(r->path) : 0;
+    if (r->host && r->path && asprintf(&r->label, "%s%s", r->host, r->path) < 0) {
+        r->label = NULL;
+        conf_err(ctx, path, "out of memory");
+    }
 }
 
 void

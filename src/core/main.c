@@ -23,6 +23,7 @@
 #include "admin/admin.h"
 #include "http/conn.h"
 #include "http/health.h"
+#include "http/modules.h"
 
 #define DEFAULT_PID_FILE "switchyard.pid"
 
@@ -125,7 +126,8 @@ int main(int argc, char **argv)
     if (load(&opts.source, &conf) < 0)
         return 1;
     static const struct sy_main_service *const services[] = {
-        &sy_metrics_service, &sy_deploy_service, &sy_admin_service, &sy_health_service, NULL,
+        &sy_metrics_service, &sy_deploy_service, &sy_modules_service, &sy_admin_service,
+        &sy_health_service, NULL,
     };
     static const struct sy_process_hooks hooks = {
         .prepare_conf = sy_http_prepare_conf,

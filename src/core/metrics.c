@@ -237,6 +237,15 @@ void sy_metrics_record_request(struct sy_worker_metrics *wm, uint32_t service_sl
         route_count(r, status);
 }
 
+void sy_metrics_count_event(struct sy_worker_metrics *wm, uint32_t counter, uint64_t n)
+{
+    _Atomic uint64_t *c = wm ? entry_get(&wm->dir[SY_METRICS_COUNTER], counter, sizeof(*c))
+                             : NULL;
+
+    if (c)
+        bump(c, n);
+}
+
 void sy_metrics_record_upstream(struct sy_worker_metrics *wm, uint32_t upstream,
                                 uint64_t response_us, bool error)
 {
@@ -437,6 +446,7 @@ static void registry_init(void)
     reg.kind[SY_METRICS_SERVICE_SLOT].nlabels = 2;
     reg.kind[SY_METRICS_ROUTE].nlabels = 3;
     reg.kind[SY_METRICS_UPSTREAM].nlabels = 2;
+    reg.kind[SY_METRICS_COUNTER].nlabels = 3;
     for (size_t b = 0, c = 0; b < SY_METRICS_NBOUNDS; b++) {
         while (c + 1 < NCOARSE && coarse_edge(c + 1) <= sy_metrics_bounds_us[b])
             c++;
@@ -467,6 +477,29 @@ uint32_t sy_metrics_upstream(const char *pool, const char *instance)
 
     registry_init();
     return intern(SY_METRICS_UPSTREAM, labels);
+}
+
+uint32_t sy_metrics_counter(const char *family, const char *a, const char *b)
+{
+    const char *const labels[] = {family, a ? a : "", b ? b : ""};
+
+    registry_init();
+    return intern(SY_METRICS_COUNTER, labels);
+}
+
+uint64_t sy_metrics_counter_value(uint32_t counter)
+{
+    unsigned end = atomic_load(&workers_end);
+    uint64_t sum = 0;
+
+    registry_init();
+    for (unsigned w = 0; counter < reg.kind[SY_METRICS_COUNTER].n && w < end; w++) {
+        const struct sy_worker_metrics *wm = atomic_load_explicit(&workers[w], ACQUIRE);
+        const _Atomic uint64_t *c = wm ? entry_peek(wm, SY_METRICS_COUNTER, counter) : NULL;
+        if (c)
+            sum += atomic_load_explicit(c, RELAXED);
+    }
+    return sum;
 }
 
 uint32_t sy_metrics_count(enum sy_metrics_kind kind)

@@ -18,7 +18,7 @@
  * with release stores; the main thread reads them with acquire loads and
  * never sees memory move. Nothing else allocates on the request path.
  *
- * Memory. A worker: 24 KiB of directories, a 2 KiB page per 256 ids in
+ * Memory. A worker: 32 KiB of directories, a 2 KiB page per 256 ids in
  * use, 10,336 bytes per histogram series it recorded into (a struct
  * sy_hist and two counters), 96 bytes per route for each 8 status codes it
  * saw there. The main thread: 48 bytes and the label strings per series;
@@ -54,6 +54,7 @@ enum sy_metrics_kind {
     SY_METRICS_SERVICE_SLOT,    /* labels service, slot: duration histogram */
     SY_METRICS_ROUTE,           /* service, slot, route: requests by status */
     SY_METRICS_UPSTREAM,        /* pool, instance: response-head histogram */
+    SY_METRICS_COUNTER,         /* family, label, label: a plain counter (modules' events) */
     SY_METRICS_NKINDS,
 };
 
@@ -65,6 +66,13 @@ enum sy_metrics_kind {
 uint32_t sy_metrics_service_slot(const char *service, const char *slot);
 uint32_t sy_metrics_route(const char *service, const char *slot, const char *route);
 uint32_t sy_metrics_upstream(const char *pool, const char *instance);
+
+/*
+ * A plain counter of a family whose series the exposition writes by name
+ * (switchyard_rate_limited_total{limit,route}): labels a and b are the
+ * family's label values ("" when it has fewer). Interned like the others.
+ */
+uint32_t sy_metrics_counter(const char *family, const char *a, const char *b);
 
 /* A worker's storage; created and recorded into on the worker thread. NULL
  * when out of memory or SY_METRICS_MAX_WORKERS exist. */
@@ -83,6 +91,9 @@ void sy_metrics_worker_free(struct sy_worker_metrics *wm);
  */
 void sy_metrics_record_request(struct sy_worker_metrics *wm, uint32_t service_slot,
                                uint32_t route, int status, uint64_t duration_us, bool error);
+/* Adds n to a counter series (worker thread). */
+void sy_metrics_count_event(struct sy_worker_metrics *wm, uint32_t counter, uint64_t n);
+
 /* The app's response head arrived: switchyard_upstream_response_seconds{pool,
  * instance}. error: a 5xx response (for the window's error count). */
 void sy_metrics_record_upstream(struct sy_worker_metrics *wm, uint32_t upstream,
@@ -133,6 +144,9 @@ struct sy_metrics_buckets {
     uint64_t sum_us;
 };
 void sy_metrics_histogram(enum sy_metrics_kind kind, uint32_t id, struct sy_metrics_buckets *out);
+
+/* A counter series now, summed over the workers (main thread). */
+uint64_t sy_metrics_counter_value(uint32_t counter);
 
 /* A route's requests by status, ascending; returns how many statuses. */
 struct sy_metrics_status {

@@ -63,7 +63,9 @@ void sy_access_log(const struct sy_request *req)
     sy_jl_cstr(&l, req->request_id);
     SY_JL_LIT(&l, ",\"client_ip\":");
     sy_jl_cstr(&l, req->client_ip[0] ? req->client_ip : req->peer_ip);
-    SY_JL_LIT(&l, ",\"country\":\"\",\"method\":");
+    SY_JL_LIT(&l, ",\"country\":");
+    sy_jl_cstr(&l, req->country);
+    SY_JL_LIT(&l, ",\"method\":");
     if (parsed)
         put_span(&l, data, req->head.method_text);
     else

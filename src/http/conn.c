@@ -19,6 +19,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "http.h"
+#include "modules.h"
 #include "tls.h"
 
 static void client_on_read(evutil_socket_t fd, short what, void *arg);
@@ -310,6 +311,12 @@ static void continue_local(struct sy_request *req)
  */
 void sy_respond_local(struct sy_request *req, int status, const char *reason)
 {
+    sy_respond_local_with(req, status, reason, NULL);
+}
+
+void sy_respond_local_with(struct sy_request *req, int status, const char *reason,
+                           const char *headers)
+{
     char body[512];
     bool head_only = req->head.method == SY_METHOD_HEAD;
 
@@ -319,7 +326,9 @@ void sy_respond_local(struct sy_request *req, int status, const char *reason)
                         status_text(status), status, reason ? reason : "", req->request_id);
     if (!req->req_relay.complete)
         req->client_keepalive = false;
-    size_t need = (size_t)blen + 512;
+    if (!headers)
+        headers = "";
+    size_t need = (size_t)blen + 512 + strlen(headers);
     if (req->extra_cap < need) {
         char *p = realloc(req->extra, need);
         if (!p) {
@@ -331,8 +340,8 @@ void sy_respond_local(struct sy_request *req, int status, const char *reason)
     }
     int hlen = snprintf(req->extra, req->extra_cap,
                         "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
-                        "Content-Length: %d\r\nX-Request-ID: %s\r\nConnection: %s\r\n\r\n%s",
-                        status, status_text(status), blen, req->request_id,
+                        "Content-Length: %d\r\nX-Request-ID: %s\r\n%sConnection: %s\r\n\r\n%s",
+                        status, status_text(status), blen, req->request_id, headers,
                         req->client_keepalive ? "keep-alive" : "close", head_only ? "" : body);
     req->extra_len = (size_t)hlen;
     req->status = status;
@@ -614,8 +623,18 @@ static void http_accept(struct sy_worker *w, int fd, const struct sockaddr *peer
 
 /* ---- worker hooks ------------------------------------------------------- */
 
+/* Once a second on each worker: what the worker's logging owes (log.h). */
+static void on_housekeeping(evutil_socket_t fd, short what, void *arg)
+{
+    struct sy_http_worker *hw = arg;
+
+    (void)fd, (void)what;
+    sy_log_security_tick(sy_worker_now_ms(hw->w));
+}
+
 static int http_worker_init(struct sy_worker *w)
 {
+    static const struct timeval second = {1, 0};
     struct sy_http_worker *hw = calloc(1, sizeof(*hw));
     uint64_t seed = 0;
 
@@ -632,6 +651,8 @@ static int http_worker_init(struct sy_worker *w)
     snprintf(hw->request_id_prefix, sizeof(hw->request_id_prefix), "%016llx",
              (unsigned long long)(seed ^ w->id));
     hw->rng = (seed ^ w->id) | 1;
+    event_assign(&hw->housekeeping, w->base, -1, EV_PERSIST, on_housekeeping, hw);
+    event_add(&hw->housekeeping, &second);
     w->http = hw;
     return 0;
 }
@@ -661,6 +682,8 @@ static void http_fini(struct sy_worker *w)
 
     while (hw->clients.next != &hw->clients)
         sy_client_close(hw->clients.next);
+    event_del(&hw->housekeeping);
+    sy_log_security_tick(INT64_MAX);    /* the last summaries */
     sy_upstream_free_peers(hw);
     free_request_list(hw);
     sy_metrics_worker_free(hw->metrics);
@@ -678,6 +701,7 @@ const struct sy_worker_hooks sy_http_worker_hooks = {
 
 static void free_prepared(struct sy_conf *conf)
 {
+    sy_modules_release(conf);
     for (size_t i = 0; i < conf->nlisten; i++)
         sy_tls_server_free(conf->listen[i].tls_server);
     for (size_t i = 0; i < conf->npools; i++)
@@ -695,13 +719,10 @@ static int intern_metrics(struct sy_conf *conf)
                                                                       slots[s]);
     for (size_t i = 0; i < conf->nroutes; i++) {
         struct sy_route *r = &conf->routes[i];
-        char *name;
-        if (asprintf(&name, "%s%s", r->host, r->path) < 0)
-            return -1;
         for (int s = 0; s < 2; s++)
-            r->metric_route_id[s] = r->service ? sy_metrics_route(r->service->name, slots[s], name)
-                                               : sy_metrics_route("", "", name);
-        free(name);
+            r->metric_route_id[s] = r->service
+                                    ? sy_metrics_route(r->service->name, slots[s], r->label)
+                                    : sy_metrics_route("", "", r->label);
     }
     for (size_t i = 0; i < conf->npools; i++)
         for (size_t j = 0; j < conf->pools[i].ninstances; j++)
@@ -745,5 +766,5 @@ int sy_http_prepare_conf(struct sy_conf *conf, unsigned nworkers, char *err, siz
         snprintf(err, errlen, "out of memory preparing the metrics");
         return -1;
     }
-    return 0;
+    return sy_modules_prepare(conf, err, errlen);
 }

@@ -20,6 +20,7 @@
 
 #include "core/buf.h"
 #include "core/conf.h"
+#include "core/sy_module.h"
 #include "core/worker.h"
 #include "io.h"
 #include "parser.h"
@@ -186,6 +187,8 @@ struct sy_request {
 
     char request_id[SY_REQUEST_ID_MAX + 1];
     char client_ip[48];
+    struct sockaddr_storage client_addr;    /* client_ip as an address */
+    char country[3];            /* ISO 3166 alpha-2 of the client; "" unknown (geoip module) */
     bool peer_trusted;
     bool client_keepalive;      /* keep the client connection after this response */
     bool upstream_reusable;
@@ -201,6 +204,8 @@ struct sy_request {
     int64_t start_wall_ms;
     int64_t response_deadline_ms;   /* the app's response head is due by then */
     struct sy_request *next_free;
+    /* the modules' scratch (sy_module.h), zeroed when a request starts */
+    unsigned char module_scratch[SY_MODULE_SCRATCH_MAX] __attribute__((aligned(8)));
 };
 
 struct sy_http_worker {
@@ -217,6 +222,7 @@ struct sy_http_worker {
     uint64_t rng;               /* canary split (xorshift64; never 0) */
     bool draining;
     struct sy_worker_metrics *metrics;  /* core/metrics.h */
+    struct event housekeeping;          /* once a second: the security log's summaries */
     struct sy_request *tunnels;         /* open WebSocket tunnels (tunnel.c) */
     struct event tunnel_sweep;          /* pending while tunnels is not empty */
 };
@@ -234,6 +240,9 @@ void sy_client_close(struct sy_client *c);
 int sy_client_write_ready(struct sy_client *c, int64_t timeout_ms);
 int sy_client_read_ready(struct sy_client *c, int64_t timeout_ms);
 void sy_respond_local(struct sy_request *req, int status, const char *reason);
+/* The same with headers ("Name: value\r\n" lines) before Connection. */
+void sy_respond_local_with(struct sy_request *req, int status, const char *reason,
+                           const char *headers);
 
 /* proxy.c */
 void sy_proxy_start(struct sy_request *req);

@@ -18,7 +18,10 @@
 #include "core/cidr.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "forwarded.h"
 #include "http.h"
+#include "modules.h"
+#include "request.h"
 #include "route.h"
 #include "split.h"
 #include "tls.h"
@@ -109,42 +112,23 @@ static bool trusted(const struct sy_conf *conf, const struct sockaddr *sa)
            sy_cidr_list_match(conf->trusted_proxies, conf->ntrusted_proxies, sa) >= 0;
 }
 
-/*
- * The client is the rightmost X-Forwarded-For address that is not a
- * trusted proxy, read only when the peer itself is trusted.
- */
+/* The client: the peer, or the address trusted proxies forwarded for (forwarded.h). */
 static void find_client_ip(struct sy_request *req, const char *data)
 {
     const struct sy_http_head *h = &req->head;
+    struct sy_client_id id;
 
-    memcpy(req->client_ip, req->peer_ip, sizeof(req->client_ip));
-    if (!req->peer_trusted)
-        return;
-    for (int i = (int)h->nheaders - 1; i >= 0; i--) {
+    memcpy(id.ip, req->peer_ip, sizeof(id.ip));
+    memcpy(&id.addr, &req->client->peer, sizeof(req->client->peer));
+    for (int i = (int)h->nheaders - 1; req->peer_trusted && i >= 0; i--) {
         const struct sy_header *hd = &h->headers[i];
-        if (hd->id != SY_HDR_X_FORWARDED_FOR)
-            continue;
-        const char *v = data + hd->value.off;
-        size_t end = hd->value.len;
-        while (end > 0) {
-            size_t start = end;
-            while (start > 0 && v[start - 1] != ',')
-                start--;
-            size_t a = start, b = end;
-            while (a < b && (v[a] == ' ' || v[a] == '\t'))
-                a++;
-            while (b > a && (v[b - 1] == ' ' || v[b - 1] == '\t'))
-                b--;
-            struct sockaddr_storage ss;
-            if (b - a >= sizeof(req->client_ip) || sy_cidr_ip_from_text(v + a, b - a, &ss) < 0)
-                return;         /* not an address: trust stops at the hop before it */
-            memcpy(req->client_ip, v + a, b - a);
-            req->client_ip[b - a] = '\0';
-            if (!trusted(req->conf, (struct sockaddr *)&ss))
-                return;
-            end = start ? start - 1 : 0;
-        }
+        if (hd->id == SY_HDR_X_FORWARDED_FOR &&
+            !sy_forwarded_walk(data + hd->value.off, hd->value.len, req->conf->trusted_proxies,
+                               req->conf->ntrusted_proxies, &id))
+            break;
     }
+    memcpy(req->client_ip, id.ip, sizeof(req->client_ip));
+    req->client_addr = id.addr;
 }
 
 static void identify_client(struct sy_request *req)
@@ -383,6 +367,10 @@ static int build_response_head(struct sy_request *req)
     EXTRA_LIT(req, "X-Request-ID: ");
     extra_add(req, req->request_id, strlen(req->request_id));
     EXTRA_LIT(req, "\r\n");
+    struct sy_header_out mods = {.req = req, .tail = 2};
+    if (req->set_cookie)
+        mods.tail += SY_SPLIT_SET_COOKIE_MAX(strlen(req->service->name));
+    sy_modules_response(req, &mods);
     if (req->set_cookie) {
         struct sy_split split = {.slot = req->slot, .set_cookie = true,
                                  .bucket = req->cookie_bucket};
@@ -402,6 +390,21 @@ static int build_response_head(struct sy_request *req)
     req->status = r->status;
     req->response_started = true;
     return rc ? -1 : 0;
+}
+
+void sy_header_out_add(struct sy_header_out *out, const char *name, const char *value)
+{
+    struct sy_request *req = out->req;
+    size_t n = strlen(name), v = strlen(value);
+
+    if (out->failed || extra_reserve(req, req->extra_len + n + v + 4 + out->tail) < 0) {
+        out->failed = true;
+        return;
+    }
+    extra_add(req, name, n);
+    EXTRA_LIT(req, ": ");
+    extra_add(req, value, v);
+    EXTRA_LIT(req, "\r\n");
 }
 
 /* ---- events and failures ------------------------------------------------ */
@@ -799,12 +802,15 @@ void sy_proxy_start(struct sy_request *req)
     sy_relay_init(&req->req_relay, request_relay_mode(h), h->content_length, h->head_len,
                   max_body);
     identify_client(req);
+    /* matched first so that the modules' logs name it; a 404 waits for access control */
+    req->route = sy_route_match(conf, data + h->host.off, h->host.len, data + h->path.off,
+                                h->path.len);
+    if (sy_modules_client(req) == SY_PHASE_DONE)
+        return;
     if (h->body == SY_BODY_LENGTH && max_body && h->content_length > max_body) {
         sy_respond_local(req, 413, "request body too large");
         return;
     }
-    req->route = sy_route_match(conf, data + h->host.off, h->host.len, data + h->path.off,
-                                h->path.len);
     if (!req->route || !req->route->service) {
         sy_respond_local(req, 404, "no route for this host and path");
         return;
@@ -813,6 +819,8 @@ void sy_proxy_start(struct sy_request *req)
     req->websocket = h->upgrade && h->method == SY_METHOD_GET && h->version_minor == 1 &&
                      h->body == SY_BODY_NONE && upgrade_is_websocket(h, data);
     req->service = req->route->service;
+    if (sy_modules_route(req) == SY_PHASE_DONE)
+        return;
     struct sy_split split = sy_split_pick(req->service, h, data, req->client_ip, &req->hw->rng);
     req->slot = split.slot;
     req->set_cookie = split.set_cookie;

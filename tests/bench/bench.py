@@ -9,13 +9,15 @@ is the same keep-alive load over https, each proxy terminating TLS with the
 same EC P-256 certificate (made with the openssl CLI in the run's temporary
 directory), run after the plain proxies have stopped; "canary" is Switchyard
 alone, its service at canary weight 0 against CANARY_WEIGHT, both slots'
-pools on the same testd, to price the split (issue 7: within 3 %).
+pools on the same testd, to price the split (issue 7: within 3 %);
+"ratelimit" is Switchyard alone without a rate limit against one on every
+request that never triggers (issue 8: within 3 %).
 
 Environment: RUNS (5), DURATION (10 s), CONNS (50), IDLE_CONNS (10000),
 PROXY_CPU (0), LOAD_CPU (1), SWITCHYARD (build/switchyard),
 NGINX_LOG_BUFFER (64k; "off" writes every line at once), BENCH_OUT
 (build/bench/results.json), PROXIES (switchyard,nginx,haproxy),
-SCENARIOS (plain,tls,canary), CANARY_WEIGHT (10), CANARY_STICKY (none; or
+SCENARIOS (plain,tls,canary,ratelimit), CANARY_WEIGHT (10), CANARY_STICKY (none; or
 cookie, client_ip, header:NAME).
 """
 import json
@@ -52,7 +54,7 @@ TESTD = os.environ.get("TESTD", os.path.join(ROOT, "build", "testd"))
 NGINX_LOG_BUFFER = os.environ.get("NGINX_LOG_BUFFER", "64k")
 OUT = os.environ.get("BENCH_OUT", os.path.join(ROOT, "build", "bench", "results.json"))
 PROXIES = os.environ.get("PROXIES", "switchyard,nginx,haproxy").split(",")
-SCENARIOS = os.environ.get("SCENARIOS", "plain,tls,canary").split(",")
+SCENARIOS = os.environ.get("SCENARIOS", "plain,tls,canary,ratelimit").split(",")
 CANARY_WEIGHT = env_int("CANARY_WEIGHT", 10)
 CANARY_STICKY = os.environ.get("CANARY_STICKY", "none")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -275,10 +277,14 @@ class Switchyard(Proxy):
                     "error": os.path.join(self.tmp, "%s-error.log" % self.label), "level": "warn"},
             "state_file": os.path.join(self.tmp, "%s-state.json" % self.label),
         }
+        self.extra(cfg)
         path = os.path.join(self.tmp, "%s.json" % self.label)
         with open(path, "w") as f:
             json.dump(cfg, f, indent=2)
         return [SWITCHYARD, "-c", path]
+
+    def extra(self, cfg):
+        """A scenario's own configuration keys."""
 
     def version(self):
         return run_out([SWITCHYARD, "-V"]).splitlines()[0] if os.access(SWITCHYARD, os.X_OK) else ""
@@ -739,22 +745,76 @@ def run_tls(tmp, backend_port, proxies):
             "negotiated": seen}
 
 
-def run_canary(tmp, backend_port, proxies):
-    """The canary scenario: Switchyard at weight 0 against CANARY_WEIGHT,
-    alternating like the proxies; its proxies are appended to proxies
-    (stopped by the caller). Returns its part of the results."""
-    missing, runs, shares = {}, {}, {}
+class SwitchyardLimited(Switchyard):
+    """The ratelimit scenario's Switchyard: every request passes a local
+    rate limit that never triggers (a budget far above what wrk sends),
+    or none."""
+
+    def __init__(self, tmp, backend_port, limited):
+        self.name = "switchyard-limit" if limited else "switchyard-nolimit"
+        self.limited = limited
+        super().__init__(tmp, backend_port)
+
+    def extra(self, cfg):
+        if self.limited:
+            cfg["rate_limits"] = {"all": {"key": "client_ip", "rate": 1000000, "per_ms": 1000,
+                                          "burst": 1000000}}
+            cfg["routes"][0]["rate_limit"] = "all"
+
+
+def start_variants(variants, proxies, missing):
+    """Starts each variant proxy; appends the started ones to proxies (stopped by the caller)."""
     started = []
-    for weight in (0, CANARY_WEIGHT):
+    for p in variants:
         if not os.access(SWITCHYARD, os.X_OK):
-            missing["switchyard-w%d" % weight] = "missing: %s is not built" % SWITCHYARD
+            missing[p.name] = "missing: %s is not built" % SWITCHYARD
             continue
-        p = SwitchyardCanary(tmp, backend_port, weight)
         if p.start():
             started.append(p)
         else:
             missing[p.name] = "failed: " + p.error
     proxies += started
+    return started
+
+
+def run_ratelimit(tmp, backend_port, proxies):
+    """The ratelimit scenario: Switchyard without a limit against a limit on
+    every request that never triggers, alternating. Returns its results."""
+    missing, runs = {}, {}
+    started = start_variants([SwitchyardLimited(tmp, backend_port, False),
+                              SwitchyardLimited(tmp, backend_port, True)], proxies, missing)
+    run_rounds(started, runs, missing)
+    for p in started:
+        p.stop()
+    med = summarize(runs)
+    base, lim = med.get("switchyard-nolimit"), med.get("switchyard-limit")
+    rat = None
+    if base and lim:
+        rat = {k: ratio(lim[k], base[k]) for k in ("rps", "cpu_us_per_req", "p99_ms")}
+    return {"missing": missing, "runs": runs, "median": med, "ratios": rat}
+
+
+def print_ratelimit_report(res):
+    print()
+    print("Rate limit: Switchyard alone, every request through a local limit that never "
+          "triggers, against none; median of %d alternating runs, %d s each, wrk -t1 -c%d" % (
+              RUNS, DURATION, CONNS))
+    print_table(res["median"], res["missing"])
+    r = res["ratios"]
+    if r is not None:
+        print("limit / none: req/s %sx (target >= 0.97)  CPU/req %sx (target <= 1.03)  "
+              "p99 %sx" % (fmt(r["rps"], ".3f"), fmt(r["cpu_us_per_req"], ".3f"),
+                           fmt(r["p99_ms"], ".3f")))
+    print_notes(res["median"])
+
+
+def run_canary(tmp, backend_port, proxies):
+    """The canary scenario: Switchyard at weight 0 against CANARY_WEIGHT,
+    alternating like the proxies; its proxies are appended to proxies
+    (stopped by the caller). Returns its part of the results."""
+    missing, runs, shares = {}, {}, {}
+    started = start_variants([SwitchyardCanary(tmp, backend_port, w) for w in (0, CANARY_WEIGHT)],
+                             proxies, missing)
     alive = run_rounds(started, runs, missing)
     for p in alive:
         try:
@@ -809,7 +869,7 @@ def raise_nofile():
 def main():
     raise_nofile()
     tmp = tempfile.mkdtemp(prefix="sy-bench-")
-    missing, runs, idle, tls, canary = {}, {}, {}, None, None
+    missing, runs, idle, tls, canary, limited = {}, {}, {}, None, None, None
     backend_port = free_port()
     testd = subprocess.Popen(["taskset", "-c", str(LOAD_CPU), TESTD, "--quiet", "--listen",
                               "127.0.0.1:%d=bench" % backend_port])
@@ -830,6 +890,8 @@ def main():
             tls = run_tls(tmp, backend_port, proxies)
         if "canary" in SCENARIOS:
             canary = run_canary(tmp, backend_port, proxies)
+        if "ratelimit" in SCENARIOS:
+            limited = run_ratelimit(tmp, backend_port, proxies)
     finally:
         for p in proxies:
             p.stop()
@@ -855,6 +917,8 @@ def main():
         canary["access_log_bytes"] = access_log_sizes(tmp, names=(
             "switchyard-w0", "switchyard-w%d" % CANARY_WEIGHT))
         result["canary"] = canary
+    if limited is not None:
+        result["ratelimit"] = limited
     os.makedirs(os.path.dirname(OUT), exist_ok=True)
     with open(OUT, "w") as f:
         json.dump(result, f, indent=2)
@@ -869,6 +933,8 @@ def main():
         print("\nTLS keep-alive: not measured: %s" % tls["missing"]["all"])
     if canary is not None:
         print_canary_report(canary)
+    if limited is not None:
+        print_ratelimit_report(limited)
     print("\nbench: results in %s (configurations and logs in %s)" % (OUT, tmp))
 
 
