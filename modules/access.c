@@ -52,8 +52,10 @@ static int access_prepare(const struct sy_conf *conf, void **state, char *err, s
     if (!st || !prefixes || !values)
         goto nomem;
     /* allow first: on a prefix in both lists, the first one's value wins */
-    memcpy(prefixes, a->allow, a->nallow * sizeof(*prefixes));
-    memcpy(prefixes + a->nallow, a->deny, a->ndeny * sizeof(*prefixes));
+    if (a->nallow)
+        memcpy(prefixes, a->allow, a->nallow * sizeof(*prefixes));
+    if (a->ndeny)
+        memcpy(prefixes + a->nallow, a->deny, a->ndeny * sizeof(*prefixes));
     for (size_t i = 0; i < n; i++)
         values[i] = i < a->nallow ? RULE_ALLOW : RULE_DENY;
     if (n && !(st->table = sy_cidr_table_build(prefixes, values, n)))
