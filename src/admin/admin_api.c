@@ -2,7 +2,7 @@
 /*
  * admin_api.c: the endpoints of issue 5 (SPEC.md, Admin API; the contract
  * is docs/admin-api.md): probes, metrics, status, pools, drain and
- * reload. Each handler reads the live snapshot on the main thread; health
+ * reload, and the traffic changes (switch, canary, rollout, maintenance). Each handler reads the live snapshot on the main thread; health
  * and drain come from the instances' live state (core/live.h).
  */
 #include <stdatomic.h>
@@ -86,12 +86,13 @@ json_t *sy_admin_scaling_json(const struct sy_service *svc)
 
 static json_t *service_json(const struct sy_service *svc, int64_t now_ms)
 {
-    return json_pack("{s:s,s:s,s:{s:s,s:s},s:i,s:b,s:s,s:o*}", "name", svc->name,
+    return json_pack("{s:s,s:s,s:{s:s,s:s},s:i,s:b,s:b,s:s,s:o*}", "name", svc->name,
                      "active", slot_names[sy_live_active(svc)],
                      "pools", "blue", svc->slot_pool[SY_SLOT_BLUE]->name,
                      "green", svc->slot_pool[SY_SLOT_GREEN]->name,
                      "canary_weight", sy_live_canary_weight(svc),
                      "ready", service_ready(svc, now_ms),
+                     "maintenance", sy_live_maintenance(svc),
                      "rollout", sy_rollout_state_name(svc->live->rollout.state),
                      "scaling", sy_admin_scaling_json(svc));
 }
@@ -338,6 +339,30 @@ static void post_canary(struct sy_admin_req *r)
     sy_admin_reply_json(r, 200, split_json(svc));
 }
 
+/*
+ * {"enabled": true|false}: the maintenance page for every new request to
+ * the service, or back to the app. Saved to the state file like a switch.
+ */
+static void post_maintenance(struct sy_admin_req *r)
+{
+    const struct sy_service *svc = find_service(r);
+    json_t *enabled = r->body ? json_object_get(r->body, "enabled") : NULL;
+
+    if (!svc)
+        return;
+    if (!json_is_boolean(enabled)) {
+        sy_admin_reply_error(r, 400, "the body must be {\"enabled\": true or false}");
+        return;
+    }
+    bool on = json_is_true(enabled);
+    sy_deploy_set_maintenance(r->conf, svc, on);
+    static const char *const names[] = {"service", "enabled"};
+    const char *values[] = {svc->name, on ? "true" : "false"};
+    sy_admin_log_action(r, "maintenance", NULL, names, values, 2);
+    sy_admin_reply_json(r, 200, json_pack("{s:s,s:b}", "service", svc->name,
+                                          "maintenance", sy_live_maintenance(svc)));
+}
+
 /* ---- rollout ---- */
 
 static json_t *side_json(const struct sy_rollout_side *side)
@@ -457,6 +482,8 @@ const struct sy_admin_route sy_admin_api_routes[] = {
     {.pattern = "/api/v1/reload", .methods = ADMIN_POST, .handle = post_reload},
     {.pattern = "/api/v1/services/{}/switch", .methods = ADMIN_POST, .handle = post_switch},
     {.pattern = "/api/v1/services/{}/canary", .methods = ADMIN_POST, .handle = post_canary},
+    {.pattern = "/api/v1/services/{}/maintenance", .methods = ADMIN_POST,
+     .handle = post_maintenance},
     {.pattern = "/api/v1/services/{}/rollout", .methods = ADMIN_GET, .handle = get_rollout},
     {.pattern = "/api/v1/services/{}/rollout", .methods = ADMIN_POST, .handle = post_rollout},
     /* the live dashboard: dashboard.c */

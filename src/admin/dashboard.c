@@ -291,12 +291,13 @@ static json_t *service_json(const struct sy_service *svc, int64_t now_ms)
 {
     enum sy_slot other = sy_live_active(svc) == SY_SLOT_BLUE ? SY_SLOT_GREEN : SY_SLOT_BLUE;
 
-    return json_pack("{s:s,s:s,s:i,s:s,s:s,s:i,s:b,s:{s:o,s:o},s:o*,s:o*}",
+    return json_pack("{s:s,s:s,s:i,s:s,s:s,s:i,s:b,s:b,s:{s:o,s:o},s:o*,s:o*}",
                      "name", svc->name, "active", slot_names[sy_live_active(svc)],
                      "canary_weight", sy_live_canary_weight(svc), "canary_slot", slot_names[other],
                      "rollout", sy_rollout_state_name(svc->live->rollout.state),
                      "scaling_signal", svc->live->scaling.recommendation,
                      "ready", sy_pool_healthy(svc->slot_pool[sy_live_active(svc)], now_ms),
+                     "maintenance", sy_live_maintenance(svc),
                      "slots", "blue", slot_json(svc, SY_SLOT_BLUE),
                      "green", slot_json(svc, SY_SLOT_GREEN),
                      "rollout_detail", sy_admin_rollout_json(svc, sy_clock_ms(CLOCK_MONOTONIC)),

@@ -162,6 +162,7 @@
         const card = {
             name, root,
             nameNode: root.querySelector(".svc-name"),
+            maintenance: root.querySelector(".badge-maintenance"),
             ready: root.querySelector(".badge-ready"),
             rollout: root.querySelector(".badge-rollout"),
             scaling: root.querySelector(".badge-scaling"),
@@ -266,6 +267,8 @@
     function updateHeader(card, svc) {
         setText(card.nameNode, svc.name);
         setAttr(card.nameNode, "title", svc.name);
+        /* gateways before maintenance existed leave the field out: no badge */
+        card.maintenance.hidden = svc.maintenance !== true;
         setText(card.ready, svc.ready ? "ready" : "not ready");
         setAttr(card.ready, "data-tone", svc.ready ? "ok" : "bad");
         setText(card.rollout, "rollout: " + svc.rollout.replace(/_/g, " "));

@@ -405,6 +405,7 @@ static void services(struct text *t, struct text *labels, const struct sy_conf *
 {
     static const char slot_name[] = "switchyard_service_active_slot";
     static const char weight_name[] = "switchyard_service_canary_weight";
+    static const char maint_name[] = "switchyard_service_maintenance";
     static const char *const slots[] = {"blue", "green"};
 
     family(t, slot_name, "gauge", "1 for the slot that takes the service's traffic, else 0.");
@@ -423,6 +424,14 @@ static void services(struct text *t, struct text *labels, const struct sy_conf *
         labels->len = 0;
         put_labels(labels, slot_label_names, service, 1);
         sample(t, weight_name, labels, (uint64_t)sy_live_canary_weight(&conf->services[i]));
+    }
+    family(t, maint_name, "gauge", "1 while the service answers every request with its "
+           "maintenance page, else 0.");
+    for (size_t i = 0; i < conf->nservices; i++) {
+        const char *const service[] = {conf->services[i].name};
+        labels->len = 0;
+        put_labels(labels, slot_label_names, service, 1);
+        sample(t, maint_name, labels, sy_live_maintenance(&conf->services[i]));
     }
 }
 

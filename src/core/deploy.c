@@ -389,6 +389,15 @@ int sy_deploy_set_weight(const struct sy_conf *conf, const struct sy_service *sv
     return 0;
 }
 
+void sy_deploy_set_maintenance(const struct sy_conf *conf, const struct sy_service *svc,
+                               bool on)
+{
+    atomic_store_explicit(&svc->live->maintenance, on, memory_order_relaxed);
+    sy_state_save(conf);
+    sy_log_error(SY_LOG_INFO, "deploy", "service %s: maintenance %s", svc->name,
+                 on ? "on" : "off");
+}
+
 static int start(const struct sy_conf *conf, const struct sy_service *svc, bool force,
                  char *err, size_t errlen)
 {
@@ -467,6 +476,9 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 
 static int deploy_prepare(struct sy_conf *conf, char *err, size_t errlen)
 {
+    /* The entries are new: this takes the file's maintenance.enabled (the split
+     * they have already), then the state file overrides what it saved. */
+    sy_live_services_adopt(conf, wall_ms());
     return sy_state_restore(conf, mono_ms(), err, errlen);
 }
 

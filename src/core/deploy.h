@@ -53,6 +53,14 @@ int sy_deploy_set_weight(const struct sy_conf *conf, const struct sy_service *sv
 int sy_deploy_rollout(const struct sy_conf *conf, const struct sy_service *svc,
                       enum sy_rollout_action action, bool force, char *err, size_t errlen);
 
+/*
+ * The maintenance page on or off for the service's next requests
+ * (modules/maintenance.c). Never refused: a rollout goes on measuring
+ * nothing while the page is served, and health checks keep running.
+ */
+void sy_deploy_set_maintenance(const struct sy_conf *conf, const struct sy_service *svc,
+                               bool on);
+
 /* One round of judgements now (the service's timer; tests may call it). */
 void sy_deploy_tick(const struct sy_conf *conf);
 

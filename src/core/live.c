@@ -158,6 +158,11 @@ void sy_live_services_adopt(const struct sy_conf *conf, int64_t now_wall_ms)
         }
         if (active != was_active || weight != was_weight)
             sy_live_service_set(l, active, weight, now_wall_ms);
+        if (svc->maintenance.enabled != l->conf_maintenance) {
+            atomic_store_explicit(&l->maintenance, svc->maintenance.enabled,
+                                  memory_order_relaxed);
+            l->conf_maintenance = svc->maintenance.enabled;
+        }
     }
 }
 

@@ -68,8 +68,12 @@ struct sy_service_live {
      * signal's queue; and open WebSocket tunnels */
     _Atomic int connecting[2];
     _Atomic int tunnels[2];
+    /* the maintenance page answers every request (modules/maintenance.c); the
+     * main thread writes it (admin API, state file, reload) */
+    _Atomic bool maintenance;
     /* main thread: what the configuration said when last adopted */
     int conf_active, conf_weight;
+    bool conf_maintenance;
     /* main thread: the rollout's progress and the scaling signal (deploy.h) */
     struct sy_rollout_live rollout;
     struct sy_scaling_figures scaling;
@@ -89,9 +93,11 @@ void sy_live_service_put(struct sy_service_live *live);
 
 /*
  * After conf is published (main thread): where the configuration's active
- * slot or canary weight differs from what the previous one said, the
- * operator edited the file, and the file wins; otherwise a change made at
- * run time (the admin API) stays.
+ * slot, canary weight or maintenance.enabled differs from what the
+ * previous one said, the operator edited the file, and the file wins;
+ * otherwise a change made at run time (the admin API) stays. At start an
+ * entry knows no file yet (maintenance off): the first adoption takes
+ * maintenance.enabled from it.
  */
 void sy_live_services_adopt(const struct sy_conf *conf, int64_t now_wall_ms);
 
@@ -109,6 +115,12 @@ static inline void sy_live_split(const struct sy_service *svc, enum sy_slot *act
 
     *active = (enum sy_slot)(split & 1);
     *weight = split >> 1;
+}
+
+/* Whether the service answers every request with its maintenance page now. */
+static inline bool sy_live_maintenance(const struct sy_service *svc)
+{
+    return atomic_load_explicit(&svc->live->maintenance, memory_order_relaxed);
 }
 
 static inline enum sy_slot sy_live_active(const struct sy_service *svc)

@@ -3,13 +3,15 @@
  * state.c: the state file (state.h). The format, one JSON object:
  *
  *   {"version": 1, "saved": "2026-11-23T10:00:00.000Z",
- *    "services": {"app": {"active": "green", "canary_weight": 25,
+ *    "services": {"app": {"active": "green", "canary_weight": 25, "maintenance": false,
  *                         "rollout": {"state": "running", "step": 1,
  *                                     "canary": "green", "paused_from": "running",
  *                                     "started": "2026-11-23T09:58:00.000Z"}}}}
  *
  * A rollout that was running goes on at its step, whose interval starts
  * again: the histograms that judged it did not survive the restart.
+ * "maintenance" is optional on restore: files written before it existed
+ * leave the configuration's maintenance.enabled in force.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -59,8 +61,9 @@ static json_t *service_json(const struct sy_service *svc)
                                 "paused_from", sy_rollout_state_name(ro->paused_from),
                                 "started", timestamp(ro->started_wall_ms));
 
-    return json_pack("{s:s,s:i,s:o*}", "active", slot_names[sy_live_active(svc)],
-                     "canary_weight", sy_live_canary_weight(svc), "rollout", rollout);
+    return json_pack("{s:s,s:i,s:b,s:o*}", "active", slot_names[sy_live_active(svc)],
+                     "canary_weight", sy_live_canary_weight(svc),
+                     "maintenance", sy_live_maintenance(svc), "rollout", rollout);
 }
 
 static int write_all(int fd, const char *p, size_t n)
@@ -196,6 +199,7 @@ static int slot_parse(const char *name)
 
 struct restored {
     int active, weight;
+    int maintenance;            /* -1: not in the file */
     struct sy_rollout_live rollout;
 };
 
@@ -221,8 +225,10 @@ static int parse_service(const char *name, json_t *v, struct restored *out, char
     json_error_t je;
 
     memset(out, 0, sizeof(*out));
-    if (json_unpack_ex(v, &je, 0, "{s:s,s:I,s?o}", "active", &active,
-                       "canary_weight", &weight, "rollout", &rollout) < 0) {
+    out->maintenance = -1;
+    if (json_unpack_ex(v, &je, 0, "{s:s,s:I,s?b,s?o}", "active", &active,
+                       "canary_weight", &weight, "maintenance", &out->maintenance,
+                       "rollout", &rollout) < 0) {
         snprintf(err, errlen, "services.%s: %s", name, je.text);
         return -1;
     }
@@ -293,9 +299,13 @@ static void adopt(const struct sy_service *svc, const struct restored *r, int64_
                      "configuration (step %d of %zu): aborted, canary weight 0", svc->name,
                      ro->step + 1, svc->rollout.nsteps);
     }
+    if (r->maintenance >= 0)
+        atomic_store_explicit(&svc->live->maintenance, r->maintenance != 0,
+                              memory_order_relaxed);
     sy_log_error(SY_LOG_INFO, "state", "service %s: restored active %s, canary weight %d, "
-                 "rollout %s", svc->name, slot_names[r->active], sy_live_canary_weight(svc),
-                 sy_rollout_state_name(ro->state));
+                 "rollout %s, maintenance %s", svc->name, slot_names[r->active],
+                 sy_live_canary_weight(svc), sy_rollout_state_name(ro->state),
+                 sy_live_maintenance(svc) ? "on" : "off");
 }
 
 int sy_state_restore(const struct sy_conf *conf, int64_t now_mono_ms, char *err,

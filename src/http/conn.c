@@ -254,6 +254,8 @@ static void read_head(struct sy_client *c)
 static const char *status_text(int status)
 {
     switch (status) {
+    case 204: return "No Content";
+    case 308: return "Permanent Redirect";
     case 400: return "Bad Request";
     case 403: return "Forbidden";
     case 404: return "Not Found";
@@ -261,6 +263,7 @@ static const char *status_text(int status)
     case 413: return "Content Too Large";
     case 414: return "URI Too Long";
     case 417: return "Expectation Failed";
+    case 421: return "Misdirected Request";
     case 429: return "Too Many Requests";
     case 431: return "Request Header Fields Too Large";
     case 501: return "Not Implemented";
@@ -306,29 +309,34 @@ static void continue_local(struct sy_request *req)
 }
 
 /*
- * Answers with a small JSON body naming the request id. The connection is
- * kept only when the request was read to its end.
+ * The head of a local response into req->extra, then the body: copied
+ * after the head when copy (a small one), else queued as it is (the
+ * caller keeps it in place until the request ends). A HEAD request gets
+ * the head only, with the Content-Length the body would have had. The
+ * connection is kept only when the request was read to its end.
  */
-void sy_respond_local(struct sy_request *req, int status, const char *reason)
+static void respond(struct sy_request *req, int status, const char *reason,
+                    const char *content_type, const char *body, size_t blen, bool copy,
+                    const char *headers)
 {
-    sy_respond_local_with(req, status, reason, NULL);
-}
-
-void sy_respond_local_with(struct sy_request *req, int status, const char *reason,
-                           const char *headers)
-{
-    char body[512];
     bool head_only = req->head.method == SY_METHOD_HEAD;
 
     ensure_request_id(req);
-    int blen = snprintf(body, sizeof(body),
-                        "{\"error\":\"%s\",\"status\":%d,\"reason\":\"%s\",\"request_id\":\"%s\"}\n",
-                        status_text(status), status, reason ? reason : "", req->request_id);
     if (!req->req_relay.complete)
         req->client_keepalive = false;
     if (!headers)
         headers = "";
-    size_t need = (size_t)blen + 512 + strlen(headers);
+    /* RFC 9110 8.6: no Content-Length (and no body) with a 204 */
+    bool bodiless = status == 204;
+    char framing[96];
+    if (bodiless)
+        framing[0] = '\0';
+    else
+        snprintf(framing, sizeof(framing), "Content-Length: %zu\r\n", blen);
+    if (bodiless)
+        blen = 0;
+    size_t need = 512 + (content_type ? strlen(content_type) : 0) + strlen(headers) +
+                  (copy ? blen : 0);
     if (req->extra_cap < need) {
         char *p = realloc(req->extra, need);
         if (!p) {
@@ -339,22 +347,54 @@ void sy_respond_local_with(struct sy_request *req, int status, const char *reaso
         req->extra_cap = need;
     }
     int hlen = snprintf(req->extra, req->extra_cap,
-                        "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
-                        "Content-Length: %d\r\nX-Request-ID: %s\r\n%sConnection: %s\r\n\r\n%s",
-                        status, status_text(status), blen, req->request_id, headers,
-                        req->client_keepalive ? "keep-alive" : "close", head_only ? "" : body);
-    req->extra_len = (size_t)hlen;
+                        "HTTP/1.1 %d %s\r\n%s%s%s%sX-Request-ID: %s\r\n%sConnection: %s"
+                        "\r\n\r\n",
+                        status, status_text(status), content_type ? "Content-Type: " : "",
+                        content_type ? content_type : "", content_type ? "\r\n" : "", framing,
+                        req->request_id, headers, req->client_keepalive ? "keep-alive" : "close");
+    size_t len = (size_t)hlen;
+    if (copy && !head_only) {
+        memcpy(req->extra + len, body, blen);
+        len += blen;
+    }
+    req->extra_len = len;
     req->status = status;
     req->error_reason = reason;
     req->state = SY_REQ_LOCAL_RESPONSE;
     req->response_started = true;
     req->out.n = req->out.pos = 0;
-    req->bytes_out += (uint64_t)hlen;
-    if (sy_iovq_push(&req->out, req->extra, (size_t)hlen) < 0) {
+    req->bytes_out += (uint64_t)len + (copy || head_only ? 0 : blen);
+    if (sy_iovq_push(&req->out, req->extra, len) < 0 ||
+        (!copy && !head_only && sy_iovq_push(&req->out, body, blen) < 0)) {
         sy_client_close(req->client);
         return;
     }
     continue_local(req);
+}
+
+/* Answers with a small JSON body naming the reason and the request id. */
+void sy_respond_local(struct sy_request *req, int status, const char *reason)
+{
+    sy_respond_local_with(req, status, reason, NULL);
+}
+
+void sy_respond_local_with(struct sy_request *req, int status, const char *reason,
+                           const char *headers)
+{
+    char body[512];
+
+    ensure_request_id(req);
+    int blen = snprintf(body, sizeof(body),
+                        "{\"error\":\"%s\",\"status\":%d,\"reason\":\"%s\",\"request_id\":\"%s\"}\n",
+                        status_text(status), status, reason ? reason : "", req->request_id);
+    respond(req, status, reason, "application/json", body,
+            blen < (int)sizeof(body) ? (size_t)blen : sizeof(body) - 1, true, headers);
+}
+
+void sy_respond_local_body(struct sy_request *req, int status, const char *content_type,
+                           const void *body, size_t len, const char *headers)
+{
+    respond(req, status, NULL, content_type, body, len, false, headers);
 }
 
 /* ---- the end of a request, keep-alive and close ------------------------- */

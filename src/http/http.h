@@ -28,6 +28,7 @@
 
 struct sy_request;
 struct sy_worker_metrics;
+struct sy_gzip;
 
 /* A request id from a trusted proxy is kept up to this length. */
 #define SY_REQUEST_ID_MAX 128
@@ -180,6 +181,7 @@ struct sy_request {
     struct sy_relay resp_relay; /* response body, in up->in */
     struct sy_http_head resp;   /* response head, spans into up->in */
     struct sy_header *resp_headers;
+    struct sy_gzip *gzip;       /* the route's compress policy at work (compress.h), or NULL */
 
     struct sy_iovq out;         /* head being written (upstream or client) */
     char *extra;                /* headers the gateway adds (owned, reused) */
@@ -243,6 +245,9 @@ void sy_respond_local(struct sy_request *req, int status, const char *reason);
 /* The same with headers ("Name: value\r\n" lines) before Connection. */
 void sy_respond_local_with(struct sy_request *req, int status, const char *reason,
                            const char *headers);
+/* With a body of its own (left in place until the request ends, not copied). */
+void sy_respond_local_body(struct sy_request *req, int status, const char *content_type,
+                           const void *body, size_t len, const char *headers);
 
 /* proxy.c */
 void sy_proxy_start(struct sy_request *req);

@@ -19,11 +19,15 @@
 
 extern const struct sy_module sy_geoip_module;
 extern const struct sy_module sy_access_module;
+extern const struct sy_module sy_maintenance_module;
+extern const struct sy_module sy_cors_module;
 extern const struct sy_module sy_ratelimit_module;
 
 static const struct sy_module *const modules[] = {
     &sy_geoip_module,
     &sy_access_module,
+    &sy_maintenance_module,
+    &sy_cors_module,
     &sy_ratelimit_module,
 };
 #define NMODULES (sizeof(modules) / sizeof(modules[0]))
@@ -186,6 +190,12 @@ const char *sy_req_header(const struct sy_request *req, const char *name, size_t
     return NULL;
 }
 
+const char *sy_req_method(const struct sy_request *req, size_t *len)
+{
+    *len = req->head.method_text.len;
+    return req->client->in->data + req->head.method_text.off;
+}
+
 const char *sy_req_host(const struct sy_request *req, size_t *len)
 {
     *len = req->head.host.len;
@@ -217,4 +227,10 @@ void sy_req_respond(struct sy_request *req, int status, const char *reason,
                     const char *headers)
 {
     sy_respond_local_with(req, status, reason, headers);
+}
+
+void sy_req_respond_body(struct sy_request *req, int status, const char *content_type,
+                         const void *body, size_t len, const char *headers)
+{
+    sy_respond_local_body(req, status, content_type, body, len, headers);
 }

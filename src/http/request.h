@@ -26,6 +26,7 @@ void sy_req_set_country(struct sy_request *req, const char *iso_code);
 
 /* The value of the first request header called name (any case), or NULL. */
 const char *sy_req_header(const struct sy_request *req, const char *name, size_t *len);
+const char *sy_req_method(const struct sy_request *req, size_t *len);
 const char *sy_req_host(const struct sy_request *req, size_t *len);
 const char *sy_req_path(const struct sy_request *req, size_t *len);
 const char *sy_req_id(const struct sy_request *req);
@@ -42,6 +43,13 @@ struct sy_worker_metrics *sy_req_metrics(const struct sy_request *req);
  */
 void sy_req_respond(struct sy_request *req, int status, const char *reason,
                     const char *headers);
+/*
+ * The same with a body of the module's own and its Content-Type. The body
+ * is not copied: it must stay in place until the request ends (state on
+ * the request's snapshot does). A HEAD request gets the head only.
+ */
+void sy_req_respond_body(struct sy_request *req, int status, const char *content_type,
+                         const void *body, size_t len, const char *headers);
 
 /* A header the response to the client gets (on_response). */
 void sy_header_out_add(struct sy_header_out *out, const char *name, const char *value);

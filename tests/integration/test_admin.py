@@ -241,7 +241,8 @@ class AdminApi(unittest.TestCase):
         scaling = svc["svc"].pop("scaling")
         self.assertEqual(svc["svc"], {"name": "svc", "active": "blue",
                                       "pools": {"blue": "p", "green": "p"},
-                                      "canary_weight": 0, "ready": True, "rollout": "idle"})
+                                      "canary_weight": 0, "ready": True, "rollout": "idle",
+                                      "maintenance": False})
         self.assertEqual(set(scaling), {"recommendation", "reason", "p95_ms", "queue",
                                         "error_rate", "requests", "limits"})
         self.assertEqual(svc["solo"]["pools"], {"blue": "s", "green": "s"})
@@ -321,7 +322,7 @@ class AdminApi(unittest.TestCase):
                              ("POST", "/api/v1/services/nope/switch"),
                              ("POST", "/api/v1/services/nope/canary"),
                              ("GET", "/api/v1/services/nope/rollout"),
-                             ("POST", "/api/v1/services/svc/maintenance")]:
+                             ("POST", "/api/v1/services/nope/maintenance")]:
             with self.subTest(method=method, path=path):
                 self.assert_json_error(self.api.request(method, path), 404)
         self.assertFalse(self.api.pools()["p"][self.a]["drained"])

@@ -5,7 +5,8 @@
  * range, an unknown version) is set aside whole and nothing of it is
  * used; a saved rollout that no longer fits the configuration is aborted;
  * a write that fails is retried until it succeeds. Also the split setter's
- * slot_lost_ms bookkeeping (core/live.c), which the tunnels rely on.
+ * slot_lost_ms bookkeeping (core/live.c), which the tunnels rely on, and
+ * how a reload adopts the file's maintenance.enabled (live.c).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -93,6 +94,7 @@ static void reset_live(struct sy_service_live *l)
 {
     sy_live_service_set(l, SY_SLOT_BLUE, 0, 1);
     memset(&l->rollout, 0, sizeof(l->rollout));
+    atomic_store(&l->maintenance, false);
 }
 
 static void test_saved_state_comes_back(void **state)
@@ -120,7 +122,78 @@ static void test_saved_state_comes_back(void **state)
     /* the step's interval starts again at restore */
     assert_int_equal(l->rollout.step_started_ms, 4242);
     assert_int_equal(l->rollout.started_wall_ms, 1700000000000);
+    assert_false(sy_live_maintenance(&f->svc));
     assert_int_equal(count_aside(f), 0);
+}
+
+static void test_maintenance_comes_back(void **state)
+{
+    struct fixture *f = *state;
+    struct sy_service_live *l = f->svc.live;
+
+    reset_live(l);
+    atomic_store(&l->maintenance, true);
+    sy_state_save(&f->conf);
+    reset_live(l);
+    assert_int_equal(sy_state_restore(&f->conf, 1, err, sizeof(err)), 0);
+    assert_true(sy_live_maintenance(&f->svc));
+    /* and off comes back off */
+    atomic_store(&l->maintenance, false);
+    sy_state_save(&f->conf);
+    atomic_store(&l->maintenance, true);
+    assert_int_equal(sy_state_restore(&f->conf, 1, err, sizeof(err)), 0);
+    assert_false(sy_live_maintenance(&f->svc));
+}
+
+/* A file written before "maintenance" existed leaves the configuration's value alone. */
+static void test_a_file_without_maintenance_keeps_it(void **state)
+{
+    struct fixture *f = *state;
+    char dir[160];
+
+    snprintf(dir, sizeof(dir), "%s/sub", f->dir);
+    (void)mkdir(dir, 0755);
+    reset_live(f->svc.live);
+    atomic_store(&f->svc.live->maintenance, true);
+    write_text(f->path, "{\"version\": 1, \"services\": {\"app\": {\"active\": \"green\", "
+               "\"canary_weight\": 0}}}");
+    assert_int_equal(sy_state_restore(&f->conf, 1, err, sizeof(err)), 0);
+    assert_int_equal(sy_live_active(&f->svc), SY_SLOT_GREEN);
+    assert_true(sy_live_maintenance(&f->svc));
+    assert_int_equal(count_aside(f), 0);
+    /* a value that is not a boolean: the file is set aside whole */
+    reset_live(f->svc.live);
+    write_text(f->path, "{\"version\": 1, \"services\": {\"app\": {\"active\": \"green\", "
+               "\"canary_weight\": 0, \"maintenance\": \"yes\"}}}");
+    assert_int_equal(sy_state_restore(&f->conf, 1, err, sizeof(err)), 0);
+    assert_int_equal(sy_live_active(&f->svc), SY_SLOT_BLUE);
+    assert_false(sy_live_maintenance(&f->svc));
+    assert_int_equal(count_aside(f), 1);
+}
+
+/* A reload: the file's maintenance.enabled wins only when the file's own value changed. */
+static void test_reload_adopts_maintenance_only_when_the_file_changed(void **state)
+{
+    struct fixture *f = *state;
+    struct sy_service_live *l = f->svc.live;
+
+    reset_live(l);
+    l->conf_maintenance = false;
+    f->svc.maintenance.enabled = true;                 /* the file turns it on */
+    sy_live_services_adopt(&f->conf, 1);
+    assert_true(sy_live_maintenance(&f->svc));
+    atomic_store(&l->maintenance, false);              /* the admin API turns it off */
+    sy_live_services_adopt(&f->conf, 2);               /* a reload of the same file */
+    assert_false(sy_live_maintenance(&f->svc));
+    f->svc.maintenance.enabled = false;                /* the file turns it off */
+    sy_live_services_adopt(&f->conf, 3);
+    assert_false(sy_live_maintenance(&f->svc));
+    atomic_store(&l->maintenance, true);               /* on at run time */
+    sy_live_services_adopt(&f->conf, 4);               /* the same file again */
+    assert_true(sy_live_maintenance(&f->svc));
+    /* the split is left alone throughout */
+    assert_int_equal(sy_live_active(&f->svc), SY_SLOT_BLUE);
+    assert_int_equal(sy_live_canary_weight(&f->svc), 0);
 }
 
 static void test_no_file_keeps_the_configuration(void **state)
@@ -256,6 +329,11 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_saved_state_comes_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_maintenance_comes_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_file_without_maintenance_keeps_it, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(
+            test_reload_adopts_maintenance_only_when_the_file_changed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_file_keeps_the_configuration, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_bad_file_is_set_aside, setup, teardown),
         cmocka_unit_test_setup_teardown(

@@ -2,7 +2,8 @@
 /*
  * cmd_status.c: `switchyard-ctl status`, GET /api/v1/status: the gateway
  * in two lines, then a table of services (active slot, the pool of each
- * slot, canary weight, ready) and one of pools (instances, healthy, usable).
+ * slot, canary weight, ready; MAINT while some service serves its
+ * maintenance page) and one of pools (instances, healthy, usable).
  */
 #include <stdio.h>
 
@@ -44,14 +45,15 @@ static void print_services(struct ctl *ctl, const json_t *services)
 {
     const json_t *svc;
     size_t i;
-    int rollouts = 0, scaling = 0;
+    int rollouts = 0, scaling = 0, maint = 0;
     struct ctl_table *t;
 
     json_array_foreach(services, i, svc) {
         rollouts |= rollout_state(svc) != NULL;
         scaling |= json_is_object(json_object_get(svc, "scaling"));
+        maint |= json_is_true(json_object_get(svc, "maintenance"));
     }
-    t = ctl_table_new(6 + rollouts + scaling);
+    t = ctl_table_new(6 + rollouts + scaling + maint);
     ctl_table_add(t, CTL_PLAIN, "SERVICE");
     ctl_table_add(t, CTL_PLAIN, "ACTIVE");
     ctl_table_add(t, CTL_PLAIN, "BLUE");
@@ -61,6 +63,8 @@ static void print_services(struct ctl *ctl, const json_t *services)
         ctl_table_add(t, CTL_PLAIN, "ROLLOUT");
     if (scaling)
         ctl_table_add(t, CTL_PLAIN, "SCALE");
+    if (maint)
+        ctl_table_add(t, CTL_PLAIN, "MAINT");
     ctl_table_add(t, CTL_PLAIN, "READY");
     json_array_foreach(services, i, svc) {
         const json_t *pools = json_object_get(svc, "pools");
@@ -80,6 +84,10 @@ static void print_services(struct ctl *ctl, const json_t *services)
         if (scaling) {
             long long r = ctl_int(json_object_get(svc, "scaling"), "recommendation", 0);
             ctl_table_add(t, r > 0 ? CTL_YELLOW : CTL_PLAIN, r > 0 ? "+%lld" : "%lld", r);
+        }
+        if (maint) {
+            bool on = json_is_true(json_object_get(svc, "maintenance"));
+            ctl_table_add(t, on ? CTL_RED : CTL_PLAIN, "%s", on ? "on" : "-");
         }
         if (json_is_boolean(ready))
             ctl_table_add(t, json_is_true(ready) ? CTL_GREEN : CTL_RED, "%s",
