@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "balance.h"
+#include "compress.h"
 #include "core/live.h"
 #include "core/cidr.h"
 #include "core/log.h"
@@ -25,6 +26,9 @@
 #include "route.h"
 #include "split.h"
 #include "tls.h"
+
+/* The longest Location the redirect writes: a request target is at most this. */
+#define SY_HTTPS_LOCATION_MAX (64 * 1024)
 
 enum failure {
     FAIL_CONNECT,               /* nothing reached the app: always retryable */
@@ -194,6 +198,45 @@ static size_t header_bytes(const struct sy_request *req, enum sy_header_id id)
     return n;
 }
 
+/* ---- a route's header edits (routes[].headers) --------------------------- */
+
+static bool name_in(char *const *names, size_t n, const char *data, const struct sy_header *hd)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strlen(names[i]) == hd->name.len &&
+            strncasecmp(names[i], data + hd->name.off, hd->name.len) == 0)
+            return true;
+    return false;
+}
+
+/* Whether the edit drops this header: removed, or set (the set value replaces it). */
+static bool edited_away(const struct sy_header_edit *e, const char *data,
+                        const struct sy_header *hd)
+{
+    return (e->nremove && name_in(e->remove, e->nremove, data, hd)) ||
+           (e->nset && name_in(e->set_names, e->nset, data, hd));
+}
+
+static size_t set_bytes(const struct sy_header_edit *e)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < e->nset; i++)
+        n += strlen(e->set_names[i]) + strlen(e->set_values[i]) + 4;
+    return n;
+}
+
+/* The edit's set headers as lines in req->extra (reserved by the caller). */
+static void add_set_headers(struct sy_request *req, const struct sy_header_edit *e)
+{
+    for (size_t i = 0; i < e->nset; i++) {
+        extra_add(req, e->set_names[i], strlen(e->set_names[i]));
+        EXTRA_LIT(req, ": ");
+        extra_add(req, e->set_values[i], strlen(e->set_values[i]));
+        EXTRA_LIT(req, "\r\n");
+    }
+}
+
 /* The X-Forwarded-* and X-Request-ID lines, built in req->extra. */
 static int build_added_headers(struct sy_request *req, const char *data)
 {
@@ -201,7 +244,7 @@ static int build_added_headers(struct sy_request *req, const char *data)
     bool t = req->peer_trusted;
     size_t need = 512 + strlen(req->request_id) + h->host.len + header_bytes(req, SY_HDR_X_FORWARDED_FOR) +
                   header_bytes(req, SY_HDR_X_FORWARDED_PROTO) + header_bytes(req, SY_HDR_X_FORWARDED_HOST) +
-                  sizeof(req->instance->addr.text);
+                  sizeof(req->instance->addr.text) + set_bytes(&req->route->request_headers);
 
     if (extra_reserve(req, need) < 0)
         return -1;
@@ -239,6 +282,7 @@ static int build_added_headers(struct sy_request *req, const char *data)
         EXTRA_LIT(req, "Connection: Upgrade\r\nUpgrade: websocket\r\n");
     else if (req->pool->keepalive == 0)
         EXTRA_LIT(req, "Connection: close\r\n");
+    add_set_headers(req, &req->route->request_headers);
     EXTRA_LIT(req, "\r\n");
     return 0;
 }
@@ -262,13 +306,15 @@ static bool forwarded_to_app(const struct sy_header *hd)
 
 /* Queues header lines to keep, merging neighbours into one iovec. */
 static int push_kept_lines(struct sy_iovq *q, const char *data, const struct sy_http_head *h,
-                           bool (*keep)(const struct sy_header *))
+                           bool (*keep)(const struct sy_header *),
+                           const struct sy_header_edit *edit)
 {
     uint32_t run_start = 0, run_end = 0;
+    bool edits = edit->nset || edit->nremove;
 
     for (uint32_t i = 0; i < h->nheaders; i++) {
         const struct sy_header *hd = &h->headers[i];
-        if (!keep(hd))
+        if (!keep(hd) || (edits && edited_away(edit, data, hd)))
             continue;
         if (run_end != hd->name.off) {
             if (sy_iovq_push(q, data + run_start, run_end - run_start) < 0)
@@ -304,7 +350,7 @@ static int build_request_head(struct sy_request *req)
         rc |= sy_iovq_push(q, data + h->target.off, h->target.len);
     }
     rc |= sy_iovq_push(q, " HTTP/1.1\r\n", 11);
-    rc |= push_kept_lines(q, data, h, forwarded_to_app);
+    rc |= push_kept_lines(q, data, h, forwarded_to_app, &req->route->request_headers);
     rc |= sy_iovq_push(q, req->extra, req->extra_len);
     return rc ? -1 : 0;
 }
@@ -336,6 +382,66 @@ static enum sy_relay_mode response_relay_mode(struct sy_request *req)
     return SY_RELAY_NONE;
 }
 
+static void drop_gzip(struct sy_request *req)
+{
+    sy_gzip_free(req->gzip, &req->hw->w->bufs);
+    req->gzip = NULL;
+}
+
+/*
+ * The route's compress policy (compress.h): a gzip stream when this
+ * response qualifies. The body then enters zlib as plain data (chunked
+ * input decoded) and leaves chunked, or close-delimited to HTTP/1.0.
+ */
+static bool start_gzip(struct sy_request *req, enum sy_relay_mode *mode, int *etag)
+{
+    const struct sy_http_head *r = &req->resp;
+    struct sy_buf_pool *bufs = &req->hw->w->bufs;
+    bool chunked = req->head.version_minor == 1;
+    struct sy_buf *out;
+
+    drop_gzip(req);             /* an earlier attempt's */
+    if (!req->route->compress ||
+        !sy_compress_wanted(&req->head, req->client->in->data, r, req->up->in->data, etag))
+        return false;
+    if (!(out = sy_buf_get(bufs)))
+        return false;           /* no memory: the body goes as it is */
+    req->gzip = sy_gzip_new(out, r->body == SY_BODY_LENGTH ? r->content_length : 0, chunked);
+    if (!req->gzip) {
+        sy_buf_put(bufs, out);
+        return false;
+    }
+    if (*mode == SY_RELAY_CHUNKED)
+        *mode = SY_RELAY_DECHUNK;
+    if (!chunked)
+        req->client_keepalive = false;
+    return true;
+}
+
+/*
+ * The gzip response's headers. Content-Length and a strong ETag are
+ * marked hop-by-hop, so that push_kept_lines drops them: the length is
+ * unknown now, and the bytes are no longer the app's (RFC 9110 8.8.3).
+ */
+static void add_gzip_headers(struct sy_request *req, int etag)
+{
+    struct sy_http_head *r = &req->resp;
+    const char *data = req->up->in->data;
+
+    EXTRA_LIT(req, "Content-Encoding: gzip\r\n");
+    if (!sy_compress_vary_covered(r, data))
+        EXTRA_LIT(req, "Vary: Accept-Encoding\r\n");
+    if (etag >= 0) {
+        r->headers[etag].hop_by_hop = true;
+        EXTRA_LIT(req, "ETag: W/");
+        extra_add(req, data + r->headers[etag].value.off, r->headers[etag].value.len);
+        EXTRA_LIT(req, "\r\n");
+    }
+    for (uint32_t i = 0; i < r->nheaders; i++)
+        if (r->headers[i].id == SY_HDR_CONTENT_LENGTH)
+            r->headers[i].hop_by_hop = true;
+}
+
 static int build_response_head(struct sy_request *req)
 {
     struct sy_buf *in = req->up->in;
@@ -344,20 +450,26 @@ static int build_response_head(struct sy_request *req)
     uint32_t status_line_end = r->nheaders ? r->headers[0].name.off : r->head_len - 2;
 
     enum sy_relay_mode mode = response_relay_mode(req);
+    int etag = -1;
+    bool gzip = start_gzip(req, &mode, &etag);
     bool switching = r->status == 101;
     if (!req->req_relay.complete || req->hw->draining || switching)
         req->client_keepalive = false;  /* unread body bytes: no request boundary */
     sy_relay_init(&req->resp_relay, mode, r->content_length, r->head_len, 0);
     req->upstream_reusable = r->keep_alive && mode != SY_RELAY_UNTIL_CLOSE && !req->websocket;
 
-    size_t need = 256 + strlen(req->request_id);
+    size_t need = 256 + strlen(req->request_id) + set_bytes(&req->route->response_headers);
     if (req->set_cookie)
         need += SY_SPLIT_SET_COOKIE_MAX(strlen(req->service->name));
+    if (gzip)
+        need += 96 + (etag >= 0 ? r->headers[etag].value.len : 0);
     if (extra_reserve(req, need) < 0)
         return -1;
     req->extra_len = 0;
-    if (mode == SY_RELAY_CHUNKED)
+    if (mode == SY_RELAY_CHUNKED || (gzip && req->gzip->chunked))
         EXTRA_LIT(req, "Transfer-Encoding: chunked\r\n");
+    if (gzip)
+        add_gzip_headers(req, etag);
     if (switching)
         EXTRA_LIT(req, "Connection: Upgrade\r\nUpgrade: websocket\r\n");
     else if (!req->client_keepalive)
@@ -367,6 +479,7 @@ static int build_response_head(struct sy_request *req)
     EXTRA_LIT(req, "X-Request-ID: ");
     extra_add(req, req->request_id, strlen(req->request_id));
     EXTRA_LIT(req, "\r\n");
+    add_set_headers(req, &req->route->response_headers);
     struct sy_header_out mods = {.req = req, .tail = 2};
     if (req->set_cookie)
         mods.tail += SY_SPLIT_SET_COOKIE_MAX(strlen(req->service->name));
@@ -383,7 +496,7 @@ static int build_response_head(struct sy_request *req)
     /* "HTTP/1.x " is 9 bytes; we answer as HTTP/1.1 whatever the app spoke. */
     int rc = sy_iovq_push(q, "HTTP/1.1 ", 9);
     rc |= sy_iovq_push(q, in->data + 9, status_line_end - 9);
-    rc |= push_kept_lines(q, in->data, r, forwarded_to_client);
+    rc |= push_kept_lines(q, in->data, r, forwarded_to_client, &req->route->response_headers);
     rc |= sy_iovq_push(q, req->extra, req->extra_len);
     for (int i = 0; i < q->n; i++)
         req->bytes_out += q->iov[i].iov_len;
@@ -455,6 +568,7 @@ static void detach_upstream(struct sy_request *req, bool reusable)
 
 void sy_proxy_abort(struct sy_request *req)
 {
+    drop_gzip(req);
     sy_tunnel_abort(req);
     detach_upstream(req, false);
 }
@@ -792,6 +906,56 @@ static enum sy_relay_mode request_relay_mode(const struct sy_http_head *h)
     }
 }
 
+/*
+ * routes[].https_redirect on a plain connection: 308 to the same target on
+ * the TLS listener. Only for a host one of its certificates names, so the
+ * gateway never redirects to a host it does not serve (421 then).
+ */
+static void redirect_https(struct sy_request *req, const char *data)
+{
+    const struct sy_http_head *h = &req->head;
+    const struct sy_conf *conf = req->conf;
+    const struct sy_listen *tls = NULL;
+    char host[256], location[SY_HTTPS_LOCATION_MAX + 32], port[16] = "";
+
+    for (size_t i = 0; !tls && i < conf->nlisten; i++)
+        if (conf->listen[i].tls_server)
+            tls = &conf->listen[i];
+    /* the host without its port; an IP literal in brackets is never in a certificate */
+    size_t n = h->host.len;
+    const char *colon = memchr(data + h->host.off, ':', n);
+    if (colon)
+        n = (size_t)(colon - (data + h->host.off));
+    if (!tls || n == 0 || n >= sizeof(host)) {
+        sy_respond_local(req, 421, "host not served over https");
+        return;
+    }
+    memcpy(host, data + h->host.off, n);
+    host[n] = '\0';
+    if (!sy_tls_server_serves(tls->tls_server, host)) {
+        sy_respond_local(req, 421, "host not served over https");
+        return;
+    }
+    unsigned tls_port = ntohs(tls->addr.ss.ss_family == AF_INET6
+                              ? ((const struct sockaddr_in6 *)&tls->addr.ss)->sin6_port
+                              : ((const struct sockaddr_in *)&tls->addr.ss)->sin_port);
+    if (tls_port != 443)
+        snprintf(port, sizeof(port), ":%u", tls_port);
+    /* origin-form as sent; absolute-form ("http://h/p?q") as its path and query */
+    const char *path = data + (h->absolute_form ? h->path.off : h->target.off);
+    size_t path_len = h->absolute_form ? h->path.len : h->target.len;
+    const char *q = h->absolute_form && h->query.len ? data + h->query.off : "";
+    size_t q_len = h->absolute_form && h->query.len ? h->query.len : 0;
+    int len = snprintf(location, sizeof(location), "Location: https://%s%s%s%.*s%s%.*s\r\n",
+                       host, port, path_len ? "" : "/", (int)path_len, path,
+                       q_len ? "?" : "", (int)q_len, q);
+    if (len < 0 || (size_t)len >= sizeof(location)) {
+        sy_respond_local(req, 414, "target too long to redirect");
+        return;
+    }
+    sy_respond_local_with(req, 308, "use https", location);
+}
+
 void sy_proxy_start(struct sy_request *req)
 {
     const struct sy_http_head *h = &req->head;
@@ -818,6 +982,10 @@ void sy_proxy_start(struct sy_request *req)
     /* RFC 6455: a GET over HTTP/1.1 with Connection: upgrade and Upgrade: websocket. */
     req->websocket = h->upgrade && h->method == SY_METHOD_GET && h->version_minor == 1 &&
                      h->body == SY_BODY_NONE && upgrade_is_websocket(h, data);
+    if (req->route->https_redirect && !req->client->io.tls) {
+        redirect_https(req, data);
+        return;
+    }
     req->service = req->route->service;
     if (sy_modules_route(req) == SY_PHASE_DONE)
         return;
@@ -968,12 +1136,105 @@ static int read_response_head(struct sy_request *req, bool waiting)
     }
 }
 
+static void bad_response_body(struct sy_request *req, const char *why)
+{
+    sy_log_error(SY_LOG_WARN, "proxy", "pool %s instance %s: bad response body: %s "
+                 "(request %s)", req->pool->name, req->instance->addr.text, why,
+                 req->request_id);
+    sy_client_close(req->client);
+}
+
+/* Runs the gzip stream on what the relay has ready; at the end of the body, finishes it. */
+static int gzip_step(struct sy_request *req, enum sy_gzip_flush flush)
+{
+    struct sy_relay *r = &req->resp_relay;
+    size_t used;
+
+    if (r->complete)
+        flush = SY_GZIP_FINISH;
+    if (sy_gzip_fill(req->gzip, req->up->in->data + r->out_start, sy_relay_pending(r), flush,
+                     &used) < 0) {
+        bad_response_body(req, "gzip failed");
+        return -1;
+    }
+    r->out_start += (uint32_t)used;
+    return 0;
+}
+
+/*
+ * The body through the gzip stream: plain body bytes from up->in go into
+ * zlib, its output to the client from gzip->out. Backpressure as in
+ * relay_response_body: while output waits for the client, the app is not
+ * read, so memory stays one buffer each way. When the app pauses, what it
+ * sent so far is flushed, so that a slow stream still arrives as it comes.
+ */
+static int relay_gzip_body(struct sy_request *req)
+{
+    struct sy_client *c = req->client;
+    struct sy_upstream *up = req->up;
+    struct sy_relay *r = &req->resp_relay;
+    struct sy_gzip *gz = req->gzip;
+
+    for (;;) {
+        if (sy_buf_len(gz->out)) {
+            ssize_t n = sy_io_write(&c->io, gz->out->data + gz->out->start, sy_buf_len(gz->out));
+            if (n < 0 && errno == EAGAIN) {
+                event_del(&up->rev);
+                sy_client_write_ready(c, req->conf->limits.client_body_timeout_ms);
+                return 0;
+            }
+            if (n < 0) {
+                sy_client_close(c);
+                return -1;
+            }
+            gz->out->start += (uint32_t)n;
+            req->bytes_out += (uint64_t)n;
+            continue;
+        }
+        if (gz->finished)
+            return 1;
+        if (sy_relay_scan(r, up->in) == SY_RELAY_INVALID) {
+            bad_response_body(req, r->error);
+            return -1;
+        }
+        if (sy_relay_pending(r) || r->complete) {
+            if (gzip_step(req, SY_GZIP_MORE) < 0)
+                return -1;
+            continue;
+        }
+        sy_relay_rewind(r, up->in);
+        ssize_t n = sy_io_read(&up->io, up->in->data + up->in->end, sy_buf_room(up->in));
+        if (n > 0) {
+            up->in->end += (uint32_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EAGAIN) {
+            if (gz->dirty) {
+                if (gzip_step(req, SY_GZIP_SYNC) < 0)
+                    return -1;
+                continue;
+            }
+            event_del(&req->client_wev);
+            up_wait_read(req, req->pool->read_timeout_ms);
+            return 0;
+        }
+        if (sy_relay_eof(r) == SY_RELAY_COMPLETE)
+            continue;
+        sy_log_error(SY_LOG_WARN, "proxy", "pool %s instance %s: %s (request %s)",
+                     req->pool->name, req->instance->addr.text, r->error, req->request_id);
+        sy_client_close(c);
+        return -1;
+    }
+}
+
 static int relay_response_body(struct sy_request *req)
 {
     struct sy_client *c = req->client;
     struct sy_upstream *up = req->up;
     struct sy_relay *r = &req->resp_relay;
 
+    if (req->gzip)
+        return relay_gzip_body(req);
     for (;;) {
         enum sy_relay_status st = sy_relay_scan(r, up->in);
         if (st == SY_RELAY_INVALID) {
@@ -1033,6 +1294,7 @@ static void finish(struct sy_request *req)
 
     if (!req->req_relay.complete)
         req->client_keepalive = false;
+    drop_gzip(req);
     detach_upstream(req, reusable);
     sy_client_request_done(req);
 }
@@ -1083,8 +1345,9 @@ static void proxy_step(struct sy_request *req)
                 passive_failure(req, "the app answered 502, 503 or 504");
             else
                 sy_live_success(req->instance, sy_worker_now_ms(req->hw->w));
+            /* a gzip body is not sent with the head: it goes through zlib first */
             if (build_response_head(req) < 0 ||
-                queue_ready_body(&req->out, &req->resp_relay, req->up->in) < 0) {
+                (!req->gzip && queue_ready_body(&req->out, &req->resp_relay, req->up->in) < 0)) {
                 upstream_failed(req, FAIL_BAD_RESPONSE, "out of memory");
                 return;
             }

@@ -314,6 +314,21 @@ static SSL_CTX *pick_ctx(const struct sy_tls_server *s, const char *name)
 }
 
 /* The client's server name, lower case, without a final dot; -1 when unusable. */
+static int sni_name(const char *sni, char *out, size_t outlen);
+
+bool sy_tls_server_serves(const struct sy_tls_server *s, const char *host)
+{
+    char name[256];
+
+    if (!s || sni_name(host, name, sizeof(name)) < 0)
+        return false;
+    for (size_t i = 0; i < s->ncerts; i++)
+        for (size_t j = 0; j < s->certs[i].nnames; j++)
+            if (name_matches(s->certs[i].names[j], name))
+                return true;
+    return false;
+}
+
 static int sni_name(const char *sni, char *out, size_t outlen)
 {
     size_t n = strlen(sni);

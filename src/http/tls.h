@@ -52,6 +52,8 @@ void sy_tls_server_free(struct sy_tls_server *s);
 
 /* s's certificates in configuration order; the array lives as long as s. */
 const struct sy_tls_cert_info *sy_tls_server_certs(const struct sy_tls_server *s, size_t *n);
+/* Whether a certificate of s names host (any case; "*.example.com" covers one label). */
+bool sy_tls_server_serves(const struct sy_tls_server *s, const char *host);
 
 /* notAfter of the first certificate in a PEM file; -1 on error. */
 int64_t sy_tls_cert_not_after(const char *pem_path);

@@ -51,7 +51,12 @@
  *   /status/CODE         CODE (200-599) with body "status CODE\n"
  *   /delay/MS            200 "NAME\n" after MS ms (a timer, never blocking)
  *   /bytes/N             N pattern bytes with Content-Length, streamed;
- *                        ?chunked=1 chunked, ?close=1 no length and close
+ *                        ?chunked=1 chunked, ?close=1 no length and close;
+ *                        ?type=text|json|svg|png sets Content-Type (else
+ *                        application/octet-stream); ?enc=gzip, ?nt=1, ?etag=1,
+ *                        ?vary=1 add Content-Encoding: gzip (the bytes stay
+ *                        plain), Cache-Control: no-transform, ETag: "pattern",
+ *                        Vary: Origin (the compress policy's tests)
  *   /echo, /upload       200 JSON: method, target, version, headers [[n, v]],
  *                        body_bytes, body_crc32 (zlib's), body_chunked, instance, port
  *   /hang                never answers; /reset closes with RST; /garbage sends
@@ -129,6 +134,8 @@ struct conn {
     uint64_t arg;
     bool fail_now;              /* a faulty port's name request that answers 500 */
     bool q_chunked, q_close;
+    const char *q_type;         /* /bytes Content-Type */
+    char q_hdrs[160];           /* /bytes extra header lines, consumed by send_head */
     /* the current streamed response */
     uint64_t out_left;
     uint64_t out_off;
@@ -222,9 +229,10 @@ static void send_head(struct conn *c, int status, const char *ctype, int64_t len
     else if (c->minor == 0)
         connhdr = "Connection: keep-alive\r\n";
     evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n%s"
-                        "X-Instance: %s\r\nX-Port: %d\r\n%s\r\n",
+                        "X-Instance: %s\r\nX-Port: %d\r\n%s%s\r\n",
                         status, reason(status), ctype, lenhdr, c->ls->name,
-                        c->ls->port, connhdr);
+                        c->ls->port, c->q_hdrs, connhdr);
+    c->q_hdrs[0] = '\0';
 }
 
 /* Closes once the output is flushed (conn_run frees c then). */
@@ -412,7 +420,7 @@ static void start_bytes(struct conn *c)
     c->out_chunked = c->q_chunked && !c->q_close;
     if (c->q_close)
         c->keepalive = false;
-    send_head(c, 200, "application/octet-stream",
+    send_head(c, 200, c->q_type,
               c->out_chunked || c->q_close ? -1 : (int64_t)c->arg);
     c->state = ST_RESPONDING;
     stream_fill(c);
@@ -569,6 +577,26 @@ static bool parse_u64(const char *s, size_t n, uint64_t *v)
     return true;
 }
 
+/* /bytes query options: its Content-Type and extra header lines. */
+static void bytes_options(struct conn *c, const char *q, size_t n)
+{
+    static const struct { const char *param, *value; } types[] = {
+        { "type=text", "text/plain; charset=utf-8" }, { "type=json", "application/json" },
+        { "type=svg", "image/svg+xml" }, { "type=png", "image/png" },
+    }, lines[] = {
+        { "enc=gzip", "Content-Encoding: gzip\r\n" },
+        { "nt=1", "Cache-Control: no-transform\r\n" },
+        { "etag=1", "ETag: \"pattern\"\r\n" }, { "vary=1", "Vary: Origin\r\n" },
+    };
+
+    for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+        if (query_has(q, n, types[i].param))
+            c->q_type = types[i].value;
+    for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++)
+        if (query_has(q, n, lines[i].param))
+            strcat(c->q_hdrs, lines[i].value);
+}
+
 /* Picks the endpoint from the request path; returns an error status or 0. */
 static int route(struct conn *c)
 {
@@ -605,6 +633,10 @@ static int route(struct conn *c)
     }
     if (c->ep == EP_STATUS && (c->arg < 200 || c->arg > 599))
         return 400;
+    c->q_type = "application/octet-stream";
+    c->q_hdrs[0] = '\0';
+    if (c->ep == EP_BYTES && q)
+        bytes_options(c, q + 1, (size_t)(end - q - 1));
     return 0;
 }
 

@@ -11,14 +11,19 @@ directory), run after the plain proxies have stopped; "canary" is Switchyard
 alone, its service at canary weight 0 against CANARY_WEIGHT, both slots'
 pools on the same testd, to price the split (issue 7: within 3 %);
 "ratelimit" is Switchyard alone without a rate limit against one on every
-request that never triggers (issue 8: within 3 %).
+request that never triggers (issue 8: within 3 %); "compress" (issue 13) is
+Switchyard's compress route against nginx's gzip at the same level, types and
+minimum length on COMPRESS_PATH with Accept-Encoding: gzip, then Switchyard on
+"/" with the policy configured but not matching (a body under the minimum)
+against no policy (target: within 3 %).
 
 Environment: RUNS (5), DURATION (10 s), CONNS (50), IDLE_CONNS (10000),
 PROXY_CPU (0), LOAD_CPU (1), SWITCHYARD (build/switchyard),
 NGINX_LOG_BUFFER (64k; "off" writes every line at once), BENCH_OUT
 (build/bench/results.json), PROXIES (switchyard,nginx,haproxy),
-SCENARIOS (plain,tls,canary,ratelimit), CANARY_WEIGHT (10), CANARY_STICKY (none; or
-cookie, client_ip, header:NAME).
+SCENARIOS (plain,tls,canary,ratelimit,compress), CANARY_WEIGHT (10),
+CANARY_STICKY (none; or cookie, client_ip, header:NAME), COMPRESS_PATH
+(/bytes/8192?type=json).
 """
 import json
 import os
@@ -54,9 +59,13 @@ TESTD = os.environ.get("TESTD", os.path.join(ROOT, "build", "testd"))
 NGINX_LOG_BUFFER = os.environ.get("NGINX_LOG_BUFFER", "64k")
 OUT = os.environ.get("BENCH_OUT", os.path.join(ROOT, "build", "bench", "results.json"))
 PROXIES = os.environ.get("PROXIES", "switchyard,nginx,haproxy").split(",")
-SCENARIOS = os.environ.get("SCENARIOS", "plain,tls,canary,ratelimit").split(",")
+SCENARIOS = os.environ.get("SCENARIOS", "plain,tls,canary,ratelimit,compress").split(",")
 CANARY_WEIGHT = env_int("CANARY_WEIGHT", 10)
 CANARY_STICKY = os.environ.get("CANARY_STICKY", "none")
+COMPRESS_PATH = os.environ.get("COMPRESS_PATH", "/bytes/8192?type=json")
+# what Switchyard compresses (compress.c), for nginx's gzip_types (text/html is always on)
+GZIP_TYPES = ("text/plain text/css text/xml text/javascript application/json "
+              "application/javascript application/xml image/svg+xml")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 KEEPALIVE_S = 120           # idle keep-alive timeout of all three: outlasts the idle test
 
@@ -200,6 +209,8 @@ class Proxy:
     """
 
     name = "?"
+    path = "/"                  # what wrk asks for
+    headers = ()                # and the headers it sends
 
     def __init__(self, tmp, backend_port, tls=None):
         self.tmp = tmp
@@ -352,7 +363,7 @@ http {{
         keepalive_timeout {keepalive}s;
     }}
     server {{
-        listen 127.0.0.1:{port}{listen_ssl} backlog=4096;{server_tls}
+        listen 127.0.0.1:{port}{listen_ssl} backlog=4096;{server_tls}{gzip}
         location / {{
             proxy_pass http://backend;
             proxy_http_version 1.1;
@@ -379,12 +390,16 @@ class Nginx(Proxy):
                                  label=self.label, log_buffer=buf, backend=self.backend_port,
                                  port=self.port, listen_ssl=" ssl" if self.tls else "",
                                  server_tls=tls, keepalive=KEEPALIVE_S, nofile=nofile(),
-                                 maxconn=max_conns())
+                                 maxconn=max_conns(), gzip=self.gzip())
         path = os.path.join(self.tmp, "%s.conf" % self.label)
         with open(path, "w") as f:
             f.write(conf)
         return ["nginx", "-p", self.tmp, "-c", path, "-e",
                 os.path.join(self.tmp, "%s-error.log" % self.label)]
+
+    def gzip(self):
+        """The server's gzip directives (the compress scenario)."""
+        return ""
 
     def version(self):
         return run_out(["nginx", "-v"]).strip()
@@ -485,9 +500,12 @@ def parse_wrk(out):
     return res
 
 
-def wrk(port, seconds, scheme="http"):
+def wrk(port, seconds, scheme="http", path="/", headers=()):
     cmd = ["taskset", "-c", str(LOAD_CPU), "wrk", "-t1", "-c%d" % CONNS, "-d%ds" % seconds,
-           "--latency", "%s://127.0.0.1:%d/" % (scheme, port)]
+           "--latency"]
+    for h in headers:
+        cmd += ["-H", h]
+    cmd.append("%s://127.0.0.1:%d%s" % (scheme, port, path))
     return subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60).stdout
 
 
@@ -495,7 +513,7 @@ def measure(proxy):
     """One wrk run against proxy with CPU accounting around it."""
     pids = proxy.pids()
     cpu0, sys0, t0 = cpu_seconds(pids), cpu_times(), time.monotonic()
-    out = wrk(proxy.port, DURATION, proxy.scheme)
+    out = wrk(proxy.port, DURATION, proxy.scheme, proxy.path, proxy.headers)
     cpu1, sys1, t1 = cpu_seconds(pids), cpu_times(), time.monotonic()
     res = parse_wrk(out)
     res["cpu_s"] = cpu1 - cpu0
@@ -703,7 +721,7 @@ def run_rounds(proxies, runs, missing):
     proxies still alive. runs and missing are keyed by proxy name."""
     for p in proxies:
         print("bench: %s on 127.0.0.1:%d, warming up" % (p.label, p.port), flush=True)
-        wrk(p.port, 2, p.scheme)
+        wrk(p.port, 2, p.scheme, p.path, p.headers)
         runs[p.name] = []
     alive = list(proxies)
     for i in range(RUNS):
@@ -808,6 +826,105 @@ def print_ratelimit_report(res):
     print_notes(res["median"])
 
 
+class SwitchyardCompress(Switchyard):
+    """The compress scenario's Switchyard: its route with "compress" (or
+    not), asked for path with Accept-Encoding: gzip."""
+
+    headers = ("Accept-Encoding: gzip",)
+
+    def __init__(self, tmp, backend_port, name, compress, path):
+        self.name = name
+        self.compress = compress
+        self.path = path
+        super().__init__(tmp, backend_port)
+
+    def extra(self, cfg):
+        if self.compress:
+            cfg["routes"][0]["compress"] = True
+
+
+class NginxGzip(Nginx):
+    """nginx with gzip as Switchyard's compress policy: level 1, its types,
+    256 bytes minimum, proxied responses too, Vary added."""
+
+    name = "nginx-gzip"
+    path = COMPRESS_PATH
+    headers = ("Accept-Encoding: gzip",)
+
+    def gzip(self):
+        return ("\n        gzip on;\n        gzip_comp_level 1;\n        gzip_min_length 256;"
+                "\n        gzip_proxied any;\n        gzip_vary on;\n        gzip_types %s;"
+                % GZIP_TYPES)
+
+
+def run_compress(tmp, backend_port, proxies):
+    """The compress scenario: Switchyard's gzip against nginx's on
+    COMPRESS_PATH, then Switchyard's policy configured but not matching
+    against none on "/". Returns its results."""
+    missing, runs = {}, {}
+    gz = [SwitchyardCompress(tmp, backend_port, "switchyard-gzip", True, COMPRESS_PATH)]
+    started = start_variants(gz, proxies, missing)
+    nginx = NginxGzip(tmp, backend_port)
+    if "nginx" in PROXIES:
+        if nginx.start():
+            started.append(nginx)
+            proxies.append(nginx)
+        else:
+            missing[nginx.name] = "failed: " + nginx.error
+    for p in started:
+        if not compressed(p):
+            missing[p.name] = "did not answer %s with gzip" % COMPRESS_PATH
+    run_rounds(started, runs, missing)
+    for p in started:
+        p.stop()
+    idle = [SwitchyardCompress(tmp, backend_port, "switchyard-nopolicy", False, "/"),
+            SwitchyardCompress(tmp, backend_port, "switchyard-policy", True, "/")]
+    started = start_variants(idle, proxies, missing)
+    run_rounds(started, runs, missing)
+    for p in started:
+        p.stop()
+    med = summarize(runs)
+    pairs = {"gzip": ("switchyard-gzip", "nginx-gzip"),
+             "policy": ("switchyard-policy", "switchyard-nopolicy")}
+    rat = {}
+    for key, (a, b) in pairs.items():
+        if med.get(a) and med.get(b):
+            rat[key] = {k: ratio(med[a][k], med[b][k]) for k in ("rps", "cpu_us_per_req",
+                                                                 "p99_ms")}
+    return {"path": COMPRESS_PATH, "missing": missing, "runs": runs, "median": med,
+            "ratios": rat}
+
+
+def compressed(proxy):
+    """Whether proxy answers its path with Content-Encoding: gzip (so the run measures gzip)."""
+    req = urllib.request.Request("http://127.0.0.1:%d%s" % (proxy.port, proxy.path),
+                                 headers={"Accept-Encoding": "gzip"})
+    try:
+        with urllib.request.urlopen(req, timeout=5) as r:
+            r.read()
+            return r.headers.get("Content-Encoding") == "gzip"
+    except OSError:
+        return False
+
+
+def print_compress_report(res):
+    print()
+    print("Compress: %s with Accept-Encoding: gzip, gzip level 1 on both; median of %d "
+          "alternating runs, %d s each, wrk -t1 -c%d" % (res["path"], RUNS, DURATION, CONNS))
+    print_table(res["median"], res["missing"])
+    r = res["ratios"]
+    if "gzip" in r:
+        print("switchyard/nginx gzip: req/s %sx (target >= 1.0)  CPU/req %sx  p99 %sx" % (
+            fmt(r["gzip"]["rps"], ".3f"), fmt(r["gzip"]["cpu_us_per_req"], ".3f"),
+            fmt(r["gzip"]["p99_ms"], ".3f")))
+    if "policy" in r:
+        print("policy not matching / none on \"/\": req/s %sx (target >= 0.97)  CPU/req %sx  "
+              "p99 %sx" % (fmt(r["policy"]["rps"], ".3f"),
+                           fmt(r["policy"]["cpu_us_per_req"], ".3f"),
+                           fmt(r["policy"]["p99_ms"], ".3f")))
+    print_notes(res["median"])
+
+
 def run_canary(tmp, backend_port, proxies):
     """The canary scenario: Switchyard at weight 0 against CANARY_WEIGHT,
     alternating like the proxies; its proxies are appended to proxies
@@ -869,7 +986,7 @@ def raise_nofile():
 def main():
     raise_nofile()
     tmp = tempfile.mkdtemp(prefix="sy-bench-")
-    missing, runs, idle, tls, canary, limited = {}, {}, {}, None, None, None
+    missing, runs, idle, tls, canary, limited, compress = {}, {}, {}, None, None, None, None
     backend_port = free_port()
     testd = subprocess.Popen(["taskset", "-c", str(LOAD_CPU), TESTD, "--quiet", "--listen",
                               "127.0.0.1:%d=bench" % backend_port])
@@ -892,6 +1009,8 @@ def main():
             canary = run_canary(tmp, backend_port, proxies)
         if "ratelimit" in SCENARIOS:
             limited = run_ratelimit(tmp, backend_port, proxies)
+        if "compress" in SCENARIOS:
+            compress = run_compress(tmp, backend_port, proxies)
     finally:
         for p in proxies:
             p.stop()
@@ -919,6 +1038,8 @@ def main():
         result["canary"] = canary
     if limited is not None:
         result["ratelimit"] = limited
+    if compress is not None:
+        result["compress"] = compress
     os.makedirs(os.path.dirname(OUT), exist_ok=True)
     with open(OUT, "w") as f:
         json.dump(result, f, indent=2)
@@ -935,6 +1056,8 @@ def main():
         print_canary_report(canary)
     if limited is not None:
         print_ratelimit_report(limited)
+    if compress is not None:
+        print_compress_report(compress)
     print("\nbench: results in %s (configurations and logs in %s)" % (OUT, tmp))
 
 
