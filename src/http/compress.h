@@ -31,6 +31,7 @@ enum sy_gzip_flush {
 
 struct sy_gzip {
     z_stream zs;
+    int wbits;                  /* the window it was made with (its size class) */
     struct sy_buf *out;         /* unsent output: out->data[start..end) */
     bool chunked;               /* frame the output as chunks (HTTP/1.1 client) */
     bool dirty;                 /* input went in since the last completed flush */
@@ -61,7 +62,10 @@ bool sy_compress_vary_covered(const struct sy_http_head *resp, const char *data)
  * which shrinks zlib's window and memory for small bodies. NULL: no memory.
  */
 struct sy_gzip *sy_gzip_new(struct sy_buf *out, uint64_t length, bool chunked);
+/* Lets go of the stream; its zlib state stays with the thread for the next response. */
 void sy_gzip_free(struct sy_gzip *gz, struct sy_buf_pool *bufs);
+/* Frees the streams the calling thread keeps (a worker, when it stops). */
+void sy_gzip_cache_clear(void);
 
 /*
  * Compresses from in[0..len) into gz->out, which must be empty; *used

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "balance.h"
+#include "compress.h"
 #include "conn.h"
 #include "core/log.h"
 #include "core/metrics.h"
@@ -723,6 +724,7 @@ static void http_fini(struct sy_worker *w)
     while (hw->clients.next != &hw->clients)
         sy_client_close(hw->clients.next);
     event_del(&hw->housekeeping);
+    sy_gzip_cache_clear();
     sy_log_security_tick(INT64_MAX);    /* the last summaries */
     sy_upstream_free_peers(hw);
     free_request_list(hw);
