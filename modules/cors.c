@@ -54,7 +54,8 @@ static enum sy_phase_result preflight(struct sy_request *req, const struct sy_co
                                       const char *origin, size_t origin_len,
                                       const char *method, size_t method_len)
 {
-    char headers[2048], methods[512];
+    /* sized for the worst case: both echoed values are under 1024 bytes (echo_safe) */
+    char headers[4096], methods[512];
     size_t n = 0, asked_len = 0, m = 0;
     const char *asked = sy_req_header(req, "Access-Control-Request-Headers", &asked_len);
 
@@ -62,16 +63,23 @@ static enum sy_phase_result preflight(struct sy_request *req, const struct sy_co
     if (listed(c->origins, c->norigins, origin, origin_len) &&
         method_listed(c, method, method_len) && echo_safe(origin, origin_len)) {
         methods[0] = '\0';
-        for (size_t i = 0; i < c->nmethods && m < sizeof(methods); i++)
-            m += (size_t)snprintf(methods + m, sizeof(methods) - m, "%s%s", i ? ", " : "",
-                                  c->methods[i]);
+        for (size_t i = 0; i < c->nmethods; i++) {
+            int w = snprintf(methods + m, sizeof(methods) - m, "%s%s", i ? ", " : "",
+                             c->methods[i]);
+            if (w < 0 || (size_t)w >= sizeof(methods) - m) {
+                methods[m] = '\0';     /* a method that does not fit is left out whole */
+                break;
+            }
+            m += (size_t)w;
+        }
         n += (size_t)snprintf(headers + n, sizeof(headers) - n,
                               "Access-Control-Allow-Origin: %.*s\r\n"
                               "Access-Control-Allow-Methods: %s\r\n"
                               "Access-Control-Max-Age: %lld\r\n",
                               (int)origin_len, origin, methods,
                               (long long)(c->max_age_ms / 1000));
-        if (asked && asked_len && echo_safe(asked, asked_len) && n < sizeof(headers))
+        if (asked && asked_len && echo_safe(asked, asked_len) &&
+            n + asked_len + 34 < sizeof(headers))
             snprintf(headers + n, sizeof(headers) - n,
                      "Access-Control-Allow-Headers: %.*s\r\n", (int)asked_len, asked);
     }

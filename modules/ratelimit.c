@@ -95,6 +95,11 @@ static int ratelimit_prepare(const struct sy_conf *conf, void **state, char *err
             goto nomem;
         sy_log_error(SY_LOG_INFO, "ratelimit", "rate-limit table: %lld keys, %zu bytes",
                      (long long)conf->limits.rate_limit_keys, sy_rl_table_bytes(table));
+    } else if ((size_t)conf->limits.rate_limit_keys > sy_rl_table_slots(table)) {
+        /* the budgets live in the table: resizing it would forget them all */
+        sy_log_error(SY_LOG_WARN, "ratelimit", "limits.rate_limit_keys %lld: the table keeps "
+                     "its %zu keys until a restart", (long long)conf->limits.rate_limit_keys,
+                     sy_rl_table_slots(table));
     }
     *state = st;
     return 0;

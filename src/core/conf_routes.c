@@ -20,6 +20,11 @@ static const char *const framing_headers[] = {
     "Trailer", "Proxy-Connection", NULL,
 };
 
+/* Headers the gateway writes itself: an edit would duplicate them or do nothing */
+static const char *const gateway_headers[] = {
+    "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Request-ID", NULL,
+};
+
 static void
 parse_rl_key(struct conf_ctx *ctx, const json_t *v, const char *path, struct sy_rate_limit *rl)
 {
@@ -114,6 +119,13 @@ editable_header(struct conf_ctx *ctx, const char *path, const char *name, const 
     for (size_t i = 0; framing_headers[i] != NULL; i++) {
         if (strcasecmp(name, framing_headers[i]) == 0) {
             conf_err(ctx, path, "cannot %s framing header %s", verb, name);
+            return false;
+        }
+    }
+    for (size_t i = 0; gateway_headers[i] != NULL; i++) {
+        if (strcasecmp(name, gateway_headers[i]) == 0) {
+            conf_err(ctx, path, "cannot %s %s: the gateway writes it (trusted_proxies decides "
+                     "what it keeps)", verb, name);
             return false;
         }
     }

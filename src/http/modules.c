@@ -36,14 +36,25 @@ _Static_assert(NMODULES <= SY_MODULES_MAX, "SY_MODULES_MAX holds every module");
 /* Where each module's scratch begins in the request's module_scratch. */
 static size_t scratch_at[NMODULES];
 
-static void layout_scratch(void)
+/* Once, before any worker runs (the first prepare is at start or -t). */
+static int layout_scratch(char *err, size_t errlen)
 {
+    static bool done;
     size_t at = 0;
 
+    if (done)
+        return 0;
     for (size_t i = 0; i < NMODULES; i++) {
         scratch_at[i] = at;
         at += (modules[i]->request_bytes + 7) & ~(size_t)7;
     }
+    if (at > SY_MODULE_SCRATCH_MAX) {
+        snprintf(err, errlen, "modules need %zu bytes of request scratch, more than "
+                 "SY_MODULE_SCRATCH_MAX (%d)", at, SY_MODULE_SCRATCH_MAX);
+        return -1;
+    }
+    done = true;
+    return 0;
 }
 
 /* ---- snapshots ---- */
@@ -52,7 +63,8 @@ int sy_modules_prepare(struct sy_conf *conf, char *err, size_t errlen)
 {
     char why[512];
 
-    layout_scratch();
+    if (layout_scratch(err, errlen) < 0)
+        return -1;
     for (size_t i = 0; i < NMODULES; i++) {
         if (!modules[i]->conf_prepare)
             continue;

@@ -61,7 +61,9 @@ class Headers(unittest.TestCase):
     def test_framing_headers_are_refused_with_their_path(self):
         for edit in ({"request": {"set": {"Content-Length": "5"}}},
                      {"response": {"remove": ["Transfer-Encoding"]}},
-                     {"request": {"remove": ["Host"]}}):
+                     {"request": {"remove": ["Host"]}},
+                     {"request": {"set": {"X-Forwarded-Proto": "https"}}},
+                     {"response": {"remove": ["x-request-id"]}}):
             with self.subTest(edit=edit):
                 cfg = proxytest.config([self.td.addr(0)], routes=[
                     {"host": "*", "path": "/", "service": "svc", "headers": edit}])
@@ -163,6 +165,22 @@ class Cors(unittest.TestCase):
                 self.assertEqual(r.status, 204)
                 self.assertIsNone(r.header("Access-Control-Allow-Origin"))
                 self.assertIsNone(r.header("Access-Control-Allow-Methods"))
+
+    def test_a_long_preflight_keeps_its_head_whole(self):
+        gw = gateway.Gateway(proxytest.config([self.td.addr(0)], routes=[
+            {"host": "*", "path": "/", "service": "svc",
+             "cors": {"origins": ["*"], "methods": ["GET", "POST"]}}]))
+        gw.start()
+        self.addCleanup(gw.__exit__, None, None, None)
+        origin = "https://" + "o" * 1000 + ".example"
+        asked = ", ".join("x-h%d" % i for i in range(150))[:1000]
+        r = proxytest.once(gw, build("OPTIONS", "/", headers=[
+            ("Origin", origin), ("Access-Control-Request-Method", "GET"),
+            ("Access-Control-Request-Headers", asked)]))
+        self.assertEqual(r.status, 204)
+        self.assertEqual(r.header("Access-Control-Allow-Origin"), origin)
+        self.assertEqual(r.header("Access-Control-Allow-Headers"), asked)
+        self.assertIn(r.header("Connection"), ("keep-alive", "close"))
 
     def test_simple_requests(self):
         r = proxytest.once(self.gw, build("GET", "/api/x", headers=[("Origin", self.ORIGIN)]))
