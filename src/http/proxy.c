@@ -419,6 +419,22 @@ static bool start_gzip(struct sy_request *req, enum sy_relay_mode *mode, int *et
 }
 
 /*
+ * On a route whose CORS the gateway answers, the app's own Access-Control-*
+ * response headers go (marked hop-by-hop, so push_kept_lines drops them):
+ * a second Access-Control-Allow-Origin makes browsers refuse the response.
+ */
+static void drop_app_cors(struct sy_request *req)
+{
+    struct sy_http_head *r = &req->resp;
+    const char *data = req->up->in->data;
+
+    for (uint32_t i = 0; i < r->nheaders; i++)
+        if (r->headers[i].name.len > 15 &&
+            strncasecmp(data + r->headers[i].name.off, "Access-Control-", 15) == 0)
+            r->headers[i].hop_by_hop = true;
+}
+
+/*
  * The gzip response's headers. Content-Length and a strong ETag are
  * marked hop-by-hop, so that push_kept_lines drops them: the length is
  * unknown now, and the bytes are no longer the app's (RFC 9110 8.8.3).
@@ -496,6 +512,8 @@ static int build_response_head(struct sy_request *req)
     /* "HTTP/1.x " is 9 bytes; we answer as HTTP/1.1 whatever the app spoke. */
     int rc = sy_iovq_push(q, "HTTP/1.1 ", 9);
     rc |= sy_iovq_push(q, in->data + 9, status_line_end - 9);
+    if (req->route->cors.enabled)
+        drop_app_cors(req);
     rc |= push_kept_lines(q, in->data, r, forwarded_to_client, &req->route->response_headers);
     rc |= sy_iovq_push(q, req->extra, req->extra_len);
     for (int i = 0; i < q->n; i++)

@@ -182,6 +182,25 @@ class Cors(unittest.TestCase):
         self.assertEqual(r.header("Access-Control-Allow-Headers"), asked)
         self.assertIn(r.header("Connection"), ("keep-alive", "close"))
 
+    def test_the_apps_own_cors_headers_give_way_to_the_gateways(self):
+        def handler(req):
+            body = b"app\n"
+            return (b"HTTP/1.1 200 OK\r\nAccess-Control-Allow-Origin: *\r\n"
+                    b"access-control-allow-credentials: true\r\nX-App: 1\r\n"
+                    b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        with backends.RawBackend(handler) as rb:
+            gw = gateway.Gateway(proxytest.config([rb.addr], routes=[
+                {"host": "*", "path": "/", "service": "svc",
+                 "cors": {"origins": [self.ORIGIN], "methods": ["GET"]}}]))
+            gw.start()
+            self.addCleanup(gw.__exit__, None, None, None)
+            r = proxytest.once(gw, build("GET", "/", headers=[("Origin", self.ORIGIN)]))
+            self.assertEqual(r.header_all("Access-Control-Allow-Origin"), [self.ORIGIN])
+            self.assertIsNone(r.header("Access-Control-Allow-Credentials"))
+            self.assertEqual(r.header("X-App"), "1")
+            r = proxytest.once(gw, build("GET", "/", headers=[("Origin", "https://evil.test")]))
+            self.assertEqual(r.header_all("Access-Control-Allow-Origin"), [])
+
     def test_simple_requests(self):
         r = proxytest.once(self.gw, build("GET", "/api/x", headers=[("Origin", self.ORIGIN)]))
         self.assertEqual(r.status, 200)
