@@ -19,6 +19,7 @@
 #include "clock.h"
 #include "log.h"
 #include "live.h"
+#include "notify.h"
 #include "process.h"
 
 #define LISTEN_BACKLOG 4096
@@ -125,6 +126,7 @@ int sy_process_reload(char *err, size_t errlen)
     struct sy_conf *conf = NULL;
     struct sy_conf_errors errs = {0};
 
+    sy_notify_reloading("reloading the configuration");
     if (sy_conf_load(&proc.opts->source, &conf, &errs) < 0) {
         for (size_t i = 0; i < errs.count; i++)
             sy_log_error(SY_LOG_ERROR, "reload", "%s", errs.lines[i]);
@@ -158,6 +160,7 @@ int sy_process_reload(char *err, size_t errlen)
         (*s)->reconfigure(conf);
     proc.reloads.success++;
     sy_log_error(SY_LOG_INFO, "reload", "configuration %s reloaded", conf->file);
+    sy_notify_ready("serving, configuration reloaded");
     return 0;
 refused_conf:
     sy_conf_unref(conf);
@@ -165,6 +168,7 @@ refused:
     proc.reloads.failure++;
     sy_log_error(SY_LOG_ERROR, "reload", "reload refused, the old configuration keeps serving: %s",
                  err);
+    sy_notify_ready(err);       /* the old configuration serves: ready again */
     return -1;
 }
 
@@ -202,6 +206,7 @@ static void stop_services(void)
 static void stop_gracefully(void)
 {
     proc.stopping = true;
+    sy_notify_stopping("graceful stop: finishing requests in flight");
     stop_services();
     sy_log_error(SY_LOG_INFO, "process", "graceful stop: finishing requests in flight "
                  "(at most %lld ms)", (long long)proc.conf->shutdown_timeout_ms);
@@ -212,6 +217,7 @@ static void stop_gracefully(void)
 static void stop_now(void)
 {
     sy_log_error(SY_LOG_INFO, "process", "stopping now");
+    sy_notify_stopping("stopping now");
     stop_services();
     command_all(SY_WORKER_STOP);
     watch_workers_exit();
@@ -352,6 +358,9 @@ int sy_process_run(const struct sy_process_options *opts, struct sy_conf *conf,
     }
     sy_log_error(SY_LOG_INFO, "process", "switchyard %d worker(s) serving, configuration %s",
                  conf->workers, conf->file);
+    if (sy_notify_ready("serving") < 0)
+        sy_log_error(SY_LOG_WARN, "process", "cannot notify the service manager at %s: %s",
+                     getenv("NOTIFY_SOCKET"), strerror(errno));
     event_base_dispatch(proc.base);
     status = 0;
     if (opts->pid_file)
