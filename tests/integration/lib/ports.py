@@ -4,15 +4,28 @@ import socket
 import time
 
 
+# Ports this process handed out lately: the kernel may give the same free
+# port to two calls in a row (nothing bound it in between), and a config
+# that asks for a listener and an admin port would then get one port twice.
+_recent = []
+
+
 def free_port(host="127.0.0.1"):
-    """A TCP port that was free a moment ago (bind to port 0, then release it).
+    """A TCP port that was free a moment ago (bind to port 0, then release it),
+    and not one of the last 64 this process handed out.
 
     Another process may take it before the caller binds; tests start their
     servers right away, which keeps that window small.
     """
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((host, 0))
+            port = s.getsockname()[1]
+        if port not in _recent:
+            break
+    _recent.append(port)
+    del _recent[:-64]
+    return port
 
 
 def port_open(host, port, timeout=0.2):
