@@ -1162,6 +1162,61 @@ static void bad_response_body(struct sy_request *req, const char *why)
     sy_client_close(req->client);
 }
 
+/*
+ * Response body bytes to the client. Returns how many went (> 0); 0 when
+ * the client is full, and then the app is not read until it drains
+ * (backpressure: one buffer each way); -1 when the client went away.
+ */
+static ssize_t body_to_client(struct sy_request *req, const char *p, size_t len)
+{
+    struct sy_client *c = req->client;
+    ssize_t n = sy_io_write(&c->io, p, len);
+
+    if (n < 0 && errno == EAGAIN) {
+        event_del(&req->up->rev);
+        sy_client_write_ready(c, req->conf->limits.client_body_timeout_ms);
+        return 0;
+    }
+    if (n < 0) {
+        sy_client_close(c);
+        return -1;
+    }
+    req->bytes_out += (uint64_t)n;
+    return n;
+}
+
+/*
+ * More of the body from the app into up->in. Returns 1 when bytes came or
+ * the body ended with the connection, 0 when none are there yet (nothing
+ * armed: the caller may flush first, then wait_for_app), -1 on failure.
+ */
+static int body_from_app(struct sy_request *req)
+{
+    struct sy_upstream *up = req->up;
+    struct sy_relay *r = &req->resp_relay;
+
+    sy_relay_rewind(r, up->in);
+    ssize_t n = sy_io_read(&up->io, up->in->data + up->in->end, sy_buf_room(up->in));
+    if (n > 0) {
+        up->in->end += (uint32_t)n;
+        return 1;
+    }
+    if (n < 0 && errno == EAGAIN)
+        return 0;
+    if (sy_relay_eof(r) == SY_RELAY_COMPLETE)
+        return 1;
+    sy_log_error(SY_LOG_WARN, "proxy", "pool %s instance %s: %s (request %s)",
+                 req->pool->name, req->instance->addr.text, r->error, req->request_id);
+    sy_client_close(req->client);
+    return -1;
+}
+
+static void wait_for_app(struct sy_request *req)
+{
+    event_del(&req->client_wev);
+    up_wait_read(req, req->pool->read_timeout_ms);
+}
+
 /* Runs the gzip stream on what the relay has ready; at the end of the body, finishes it. */
 static int gzip_step(struct sy_request *req, enum sy_gzip_flush flush)
 {
@@ -1181,37 +1236,26 @@ static int gzip_step(struct sy_request *req, enum sy_gzip_flush flush)
 
 /*
  * The body through the gzip stream: plain body bytes from up->in go into
- * zlib, its output to the client from gzip->out. Backpressure as in
- * relay_response_body: while output waits for the client, the app is not
- * read, so memory stays one buffer each way. When the app pauses, what it
- * sent so far is flushed, so that a slow stream still arrives as it comes.
+ * zlib, its output to the client from gzip->out, with the backpressure of
+ * relay_response_body. When the app pauses, what it sent so far is
+ * flushed, so that a slow stream still arrives as it comes.
  */
 static int relay_gzip_body(struct sy_request *req)
 {
-    struct sy_client *c = req->client;
-    struct sy_upstream *up = req->up;
     struct sy_relay *r = &req->resp_relay;
     struct sy_gzip *gz = req->gzip;
 
     for (;;) {
         if (sy_buf_len(gz->out)) {
-            ssize_t n = sy_io_write(&c->io, gz->out->data + gz->out->start, sy_buf_len(gz->out));
-            if (n < 0 && errno == EAGAIN) {
-                event_del(&up->rev);
-                sy_client_write_ready(c, req->conf->limits.client_body_timeout_ms);
-                return 0;
-            }
-            if (n < 0) {
-                sy_client_close(c);
-                return -1;
-            }
+            ssize_t n = body_to_client(req, gz->out->data + gz->out->start, sy_buf_len(gz->out));
+            if (n <= 0)
+                return (int)n;
             gz->out->start += (uint32_t)n;
-            req->bytes_out += (uint64_t)n;
             continue;
         }
         if (gz->finished)
             return 1;
-        if (sy_relay_scan(r, up->in) == SY_RELAY_INVALID) {
+        if (sy_relay_scan(r, req->up->in) == SY_RELAY_INVALID) {
             bad_response_body(req, r->error);
             return -1;
         }
@@ -1220,82 +1264,47 @@ static int relay_gzip_body(struct sy_request *req)
                 return -1;
             continue;
         }
-        sy_relay_rewind(r, up->in);
-        ssize_t n = sy_io_read(&up->io, up->in->data + up->in->end, sy_buf_room(up->in));
-        if (n > 0) {
-            up->in->end += (uint32_t)n;
+        int got = body_from_app(req);
+        if (got < 0)
+            return -1;
+        if (got == 0 && gz->dirty) {
+            if (gzip_step(req, SY_GZIP_SYNC) < 0)
+                return -1;
             continue;
         }
-        if (n < 0 && errno == EAGAIN) {
-            if (gz->dirty) {
-                if (gzip_step(req, SY_GZIP_SYNC) < 0)
-                    return -1;
-                continue;
-            }
-            event_del(&req->client_wev);
-            up_wait_read(req, req->pool->read_timeout_ms);
+        if (got == 0) {
+            wait_for_app(req);
             return 0;
         }
-        if (sy_relay_eof(r) == SY_RELAY_COMPLETE)
-            continue;
-        sy_log_error(SY_LOG_WARN, "proxy", "pool %s instance %s: %s (request %s)",
-                     req->pool->name, req->instance->addr.text, r->error, req->request_id);
-        sy_client_close(c);
-        return -1;
     }
 }
 
 static int relay_response_body(struct sy_request *req)
 {
-    struct sy_client *c = req->client;
     struct sy_upstream *up = req->up;
     struct sy_relay *r = &req->resp_relay;
 
     if (req->gzip)
         return relay_gzip_body(req);
     for (;;) {
-        enum sy_relay_status st = sy_relay_scan(r, up->in);
-        if (st == SY_RELAY_INVALID) {
-            sy_log_error(SY_LOG_WARN, "proxy", "pool %s instance %s: bad response body: %s "
-                         "(request %s)", req->pool->name, req->instance->addr.text, r->error,
-                         req->request_id);
-            sy_client_close(c);
+        if (sy_relay_scan(r, up->in) == SY_RELAY_INVALID) {
+            bad_response_body(req, r->error);
             return -1;
         }
         if (sy_relay_pending(r)) {
-            ssize_t n = sy_io_write(&c->io, up->in->data + r->out_start, sy_relay_pending(r));
-            if (n < 0 && errno == EAGAIN) {
-                event_del(&up->rev);
-                sy_client_write_ready(c, req->conf->limits.client_body_timeout_ms);
-                return 0;
-            }
-            if (n < 0) {
-                sy_client_close(c);
-                return -1;
-            }
+            ssize_t n = body_to_client(req, up->in->data + r->out_start, sy_relay_pending(r));
+            if (n <= 0)
+                return (int)n;
             r->out_start += (uint32_t)n;
-            req->bytes_out += (uint64_t)n;
             continue;
         }
         if (r->complete)
             return 1;
-        sy_relay_rewind(r, up->in);
-        ssize_t n = sy_io_read(&up->io, up->in->data + up->in->end, sy_buf_room(up->in));
-        if (n > 0) {
-            up->in->end += (uint32_t)n;
-            continue;
-        }
-        if (n < 0 && errno == EAGAIN) {
-            event_del(&req->client_wev);
-            up_wait_read(req, req->pool->read_timeout_ms);
-            return 0;
-        }
-        if (sy_relay_eof(r) == SY_RELAY_COMPLETE)
-            continue;
-        sy_log_error(SY_LOG_WARN, "proxy", "pool %s instance %s: %s (request %s)",
-                     req->pool->name, req->instance->addr.text, r->error, req->request_id);
-        sy_client_close(c);
-        return -1;
+        int got = body_from_app(req);
+        if (got == 0)
+            wait_for_app(req);
+        if (got <= 0)
+            return got;
     }
 }
 
