@@ -21,13 +21,12 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from lib import admin, backends, httpc, ports, proxytest, root_path  # noqa: E402
+from lib import admin, backends, loadgen, ports, proxytest, root_path  # noqa: E402
 from lib.httpc import build  # noqa: E402
 
 CTL = root_path("build", "switchyard-ctl")
@@ -70,41 +69,14 @@ def wait_for(pred, timeout, what):
         time.sleep(0.05)
 
 
-class Traffic:
-    """Requests through the gateway on keep-alive connections until stopped,
-    counting the answers per body (a slot's name, or its failure)."""
+def traffic(gw):
+    """Requests through the gateway until the `with` block ends (lib.loadgen)."""
+    return loadgen.Load(*gw.host_port(), threads=2)
 
-    def __init__(self, gw, threads=2, pause=0.002):
-        self.gw, self.pause = gw, pause
-        self.stop_event = threading.Event()
-        self.seen = {}
-        self.lock = threading.Lock()
-        self.threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
 
-    def _run(self):
-        while not self.stop_event.is_set():
-            try:
-                with proxytest.client(self.gw) as c:
-                    while not self.stop_event.is_set():
-                        r = c.request(build("GET", "/"))
-                        if r is None:
-                            break
-                        with self.lock:
-                            key = (r.status, r.body)
-                            self.seen[key] = self.seen.get(key, 0) + 1
-                        time.sleep(self.pause)
-            except (OSError, httpc.ProtocolError):
-                time.sleep(0.05)        # a closed connection: open another
-
-    def __enter__(self):
-        for t in self.threads:
-            t.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop_event.set()
-        for t in self.threads:
-            t.join(10)
+def seen(load, status, body):
+    """How many answers of the finished load had this status and body."""
+    return sum(1 for o in load.result.outcomes if o.status == status and o.body == body)
 
 
 class DeployScripts(unittest.TestCase):
@@ -258,7 +230,7 @@ class DeployScripts(unittest.TestCase):
 
     def test_canary_promotes_a_healthy_green(self):
         gw, api = self.gateway(config(self.td.addr(0), self.td.addr(1), rollout=FAST_ROLLOUT))
-        with Traffic(gw) as traffic:
+        with traffic(gw) as load:
             rc, out, err, _ = self.run_script(CANARY, gw, "--interval", "1", "--timeout", "60")
         self.assertEqual(rc, 0, (out, err))
         self.assertIn("promoted, green is active", out)
@@ -268,12 +240,12 @@ class DeployScripts(unittest.TestCase):
         svc = self.service(api)
         self.assertEqual((svc["active"], svc["canary_weight"]), ("green", 0))
         self.assertEqual(self.slot_of(gw), "green")
-        self.assertGreater(traffic.seen.get((200, b"green\n"), 0), 20)
+        self.assertGreater(seen(load, 200, b"green\n"), 20)
 
     def test_canary_rolls_back_a_failing_green(self):
         with backends.Testd([(0, "green", {"fail": 30})]) as bad:
             gw, api = self.gateway(config(self.td.addr(0), bad.addr(0), rollout=FAST_ROLLOUT))
-            with Traffic(gw) as traffic:
+            with traffic(gw) as load:
                 rc, out, err, _ = self.run_script(CANARY, gw, "--interval", "1",
                                                   "--timeout", "60")
             self.assertEqual(rc, 1, (out, err))
@@ -286,7 +258,7 @@ class DeployScripts(unittest.TestCase):
             svc = self.service(api)
             self.assertEqual((svc["active"], svc["canary_weight"]), ("blue", 0))
             self.assertEqual(self.slot_of(gw), "blue")
-            self.assertGreater(traffic.seen.get((500, b"green failed\n"), 0), 0)
+            self.assertGreater(seen(load, 500, b"green failed\n"), 0)
 
     def test_canary_timeout_aborts_unless_told_not_to(self):
         gw, api = self.gateway(config(self.td.addr(0), self.td.addr(1), rollout=SLOW_ROLLOUT))

@@ -13,13 +13,12 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from lib import admin, backends, gateway, ports, proxytest, root_path  # noqa: E402
+from lib import admin, backends, gateway, loadgen, ports, proxytest, root_path  # noqa: E402
 from lib.httpc import build  # noqa: E402
 from lib.promtext import parse_metrics, sample  # noqa: E402
 
@@ -45,40 +44,9 @@ def config(blue_addr, green_addr, steps=(20, 50, 100), interval_ms=1500, min_req
     return cfg
 
 
-class Traffic:
-    """Client threads sending GET / on keep-alive connections until stopped;
-    counts the answers by slot and status."""
-
-    def __init__(self, gw, threads=4):
-        self.gw = gw
-        self.stop_event = threading.Event()
-        self.lock = threading.Lock()
-        self.counts = {}
-        self.errors = []
-        self.threads = [threading.Thread(target=self.run) for _ in range(threads)]
-
-    def run(self):
-        while not self.stop_event.is_set():
-            try:
-                with proxytest.client(self.gw) as c:
-                    while not self.stop_event.is_set():
-                        r = c.request(build("GET", "/"))
-                        key = (r.status, r.body.decode().split()[0] if r.body else "")
-                        with self.lock:
-                            self.counts[key] = self.counts.get(key, 0) + 1
-            except Exception as e:      # noqa: BLE001 - reconnect; reported by errors
-                self.errors.append(e)
-                time.sleep(0.05)
-
-    def __enter__(self):
-        for t in self.threads:
-            t.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop_event.set()
-        for t in self.threads:
-            t.join(10)
+def traffic(gw, threads=4):
+    """Client threads sending GET / until the `with` block ends (lib.loadgen)."""
+    return loadgen.Load(*gw.host_port(), threads=threads)
 
 
 def error_log(gw):
@@ -133,7 +101,7 @@ class RolloutCase(unittest.TestCase):
 class HealthyGreen(RolloutCase):
     def test_promotes_step_by_step(self):
         gw, api = self.gateway(self.config())
-        with Traffic(gw):
+        with traffic(gw):
             r = self.rollout(api, "start")
             self.assertEqual(r.status, 200, r)
             self.assertEqual((r.json["state"], r.json["step"], r.json["weight"]),
@@ -180,7 +148,7 @@ class HealthyGreen(RolloutCase):
         self.assertEqual(sample(m, "switchyard_rollout_state", service="app",
                                 state="waiting_for_traffic"), 1)
         self.assertEqual(sample(m, "switchyard_rollout_state", service="app", state="running"), 0)
-        with Traffic(gw):
+        with traffic(gw):
             st = self.wait_state(api, {"promoted", "rolled_back"}, 20)
         self.assertEqual(st["state"], "promoted", st)
         self.assertIn("wait", [e["action"] for e in rollout_events(gw, 2)])
@@ -199,7 +167,7 @@ class HealthyGreen(RolloutCase):
         self.assertEqual(api.get("/api/v1/services/nope/rollout").status, 404)
         self.assertEqual(self.rollout(api).json["state"], "idle")
 
-        with Traffic(gw, threads=2):
+        with traffic(gw, threads=2):
             self.assertEqual(self.rollout(api, "start").status, 200)
             self.assertEqual(self.rollout(api, "start").status, 409)
             # the rollout owns the split: no switch or weight by hand meanwhile
@@ -259,7 +227,7 @@ class FailingGreen(RolloutCase):
     def test_rolls_back_by_itself_within_one_step_interval(self):
         interval = 10.0
         gw, api = self.gateway(self.config(interval_ms=int(interval * 1000), min_requests=50))
-        with Traffic(gw):
+        with traffic(gw):
             time.sleep(0.3)
             started = time.monotonic()
             self.assertEqual(self.rollout(api, "start").status, 200)
@@ -296,7 +264,7 @@ class SlowGreen(RolloutCase):
         interval = 10.0
         gw, api = self.gateway(self.config(interval_ms=int(interval * 1000), min_requests=40,
                                            steps=(50, 100)))
-        with Traffic(gw, threads=8):
+        with traffic(gw, threads=8):
             time.sleep(0.3)
             started = time.monotonic()
             self.assertEqual(self.rollout(api, "start").status, 200)
