@@ -231,7 +231,11 @@ struct sy_route {
     struct sy_header_edit request_headers;
     struct sy_header_edit response_headers;
     struct sy_cors cors;
-    uint32_t metric_route_id[2];    /* route series per slot (metrics.h), set when prepared */
+    /* Route series per slot, then SY_SLOT_NONE's for requests answered
+     * before a slot was picked (a 429, the maintenance page): metrics.h,
+     * set when prepared. */
+    uint32_t metric_route_id[3];
+#define SY_ROUTE_SERIES_UNSPLIT 2
 };
 
 struct sy_access {

@@ -98,7 +98,9 @@ void sy_access_log(const struct sy_request *req)
     SY_JL_LIT(&l, ",\"service\":");
     sy_jl_cstr(&l, req->service ? req->service->name : "");
     SY_JL_LIT(&l, ",\"slot\":");
-    sy_jl_cstr(&l, req->service ? (req->slot == SY_SLOT_BLUE ? "blue" : "green") : "");
+    /* no slot for a request answered before the split (a 429, maintenance) */
+    sy_jl_cstr(&l, req->service && req->pool ? (req->slot == SY_SLOT_BLUE ? "blue" : "green")
+                                            : "");
     SY_JL_LIT(&l, ",\"pool\":");
     sy_jl_cstr(&l, req->pool ? req->pool->name : "");
     SY_JL_LIT(&l, ",\"route\":");

@@ -453,11 +453,19 @@ static void go_idle(struct sy_client *c)
     sy_client_read_ready(c, c->hw->w->conf->limits.keepalive_timeout_ms);
 }
 
-/* A finished request into the metrics; a response cut short counts as an error. */
+/*
+ * A finished request into the metrics; a response cut short counts as an
+ * error. A request the gateway answered before it picked a slot (a 429,
+ * the maintenance page) belongs to its route but to neither slot: it must
+ * not move a slot's latency or error rate, which rollouts are judged on.
+ */
 static void record_request(const struct sy_request *req, bool cut_short)
 {
-    uint32_t service_slot = req->service ? req->service->metric_id[req->slot] : SY_METRICS_NONE;
-    uint32_t route = req->route ? req->route->metric_route_id[req->slot] : SY_METRICS_UNROUTED;
+    bool split = req->service && req->pool;
+    uint32_t service_slot = split ? req->service->metric_id[req->slot] : SY_METRICS_NONE;
+    uint32_t route = req->route ? req->route->metric_route_id[split ? (int)req->slot
+                                                                    : SY_ROUTE_SERIES_UNSPLIT]
+                                : SY_METRICS_UNROUTED;
 
     sy_metrics_record_request(req->hw->metrics, service_slot, route, req->status,
                               (uint64_t)(sy_now_us() - req->start_us),
@@ -765,6 +773,8 @@ static int intern_metrics(struct sy_conf *conf)
             r->metric_route_id[s] = r->service
                                     ? sy_metrics_route(r->service->name, slots[s], r->label)
                                     : sy_metrics_route("", "", r->label);
+        r->metric_route_id[SY_ROUTE_SERIES_UNSPLIT] =
+            sy_metrics_route(r->service ? r->service->name : "", "", r->label);
     }
     for (size_t i = 0; i < conf->npools; i++)
         for (size_t j = 0; j < conf->pools[i].ninstances; j++)

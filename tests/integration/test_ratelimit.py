@@ -171,6 +171,28 @@ class RateLimit(unittest.TestCase):
         self.assertEqual(b, [200, 200, 429])
         self.assertEqual(none, [200, 200, 429])
 
+    def test_limited_requests_belong_to_no_slot(self):
+        # A 429 is the gateway's answer, not the app's: its access-log line and
+        # its metrics name the service and route but no slot, and the slot's
+        # latency histogram (what a rollout is judged on) never sees it.
+        gw = self.gateway(config(self.td, burst=1, rate=1, per_ms=60000))
+        with proxytest.client(gw) as c:
+            statuses = [c.request(as_client("10.0.0.3")).status for _ in range(5)]
+        self.assertEqual(statuses, [200, 200, 429, 429, 429])
+        lines = gw.log_lines("access", 5)
+        self.assertEqual([(l["status"], l["slot"], l["pool"]) for l in lines],
+                         [(200, "blue", "p")] * 2 + [(429, "", "")] * 3)
+        self.assertEqual({l["service"] for l in lines}, {"svc"})
+        api = admin.Admin(gw)
+        m = parse_metrics(api.get("/metrics").text)
+        self.assertEqual(sample(m, "switchyard_http_requests_total", service="svc", slot="",
+                                route="*/", status="429"), 3)
+        self.assertEqual(sample(m, "switchyard_http_requests_total", service="svc", slot="blue",
+                                route="*/", status="200"), 2)
+        self.assertEqual(sample(m, "switchyard_http_request_duration_seconds",
+                                service="svc", slot="blue",
+                                __name__="switchyard_http_request_duration_seconds_count"), 2)
+
     def test_route_key_is_one_budget_for_everyone(self):
         gw = self.gateway(config(self.td, {"key": "route", "rate": 1, "per_ms": 60000,
                                            "burst": 2}))
