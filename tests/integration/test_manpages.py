@@ -18,7 +18,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from lib import backends, gateway, proxytest, root_path  # noqa: E402
 
-PAGES = {"switchyard.8": "man8", "switchyard-ctl.8": "man8", "switchyard.json.5": "man5"}
+PAGES = {"switchyard.8": "man8", "switchyard-ctl.8": "man8", "switchyard.json.5": "man5",
+         "switchyard-logstat.1": "man1"}
 COMPLETION = root_path("contrib", "bash-completion", "switchyard-ctl")
 
 
@@ -86,6 +87,20 @@ class Content(unittest.TestCase):
                     "SWITCHYARD_ADMIN", "SWITCHYARD_TOKEN_FILE"):
             self.assertIn(opt, text)
 
+    def test_every_logstat_option_and_report_in_its_page(self):
+        out = subprocess.run([root_path("build", "switchyard-logstat"), "--help"],
+                             capture_output=True, text=True).stdout
+        longs = sorted(set(re.findall(r"--([a-z0-9-]+)", out)))
+        self.assertIn("path-prefix", longs)
+        src = page("switchyard-logstat.1")
+        for o in longs:
+            self.assertRegex(src, r"Fl -%s\b" % re.escape(o))
+        reports = re.search(r"sections: ([a-z_,\s]+)\(", out).group(1)
+        for name in re.findall(r"[a-z_]+", reports):
+            self.assertRegex(src, r"(?m)^\.It Cm %s$" % name)
+        for section in ("OPTIONS", "EXIT STATUS", "SEE ALSO"):
+            self.assertRegex(src, r"(?m)^\.Sh %s$" % section)
+
     def test_every_switchyard_option_and_signal_in_its_page(self):
         out = subprocess.run([root_path("build", "switchyard"), "-h"],
                              capture_output=True, text=True).stdout
@@ -115,7 +130,7 @@ class Content(unittest.TestCase):
     def test_sections_of_every_page(self):
         for name in PAGES:
             src = page(name)
-            for section in ("NAME", "SYNOPSIS" if name.endswith(".8") else "DESCRIPTION",
+            for section in ("NAME", "DESCRIPTION" if name.endswith(".5") else "SYNOPSIS",
                             "FILES", "SEE ALSO"):
                 self.assertRegex(src, r"(?m)^\.Sh %s$" % section, name)
 
