@@ -25,6 +25,7 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
@@ -32,6 +33,7 @@
 #include "admin_internal.h"
 #include "core/clock.h"
 #include "core/log.h"
+#include "core/upgrade.h"
 
 #define MAX_BODY_BYTES      (64 * 1024)
 #define MAX_HEADERS_BYTES   (16 * 1024)
@@ -45,6 +47,7 @@ typedef unsigned char token_digest[DIGEST_LEN];
 
 static struct {
     struct evhttp *http;
+    struct evhttp_bound_socket *bound;  /* admin.listen; freed with http */
     struct sy_conf *conf;               /* our reference */
     token_digest *digests;              /* one per conf->admin.tokens line */
     size_t ndigests;
@@ -526,6 +529,7 @@ static void admin_stop(void)
     if (admin.http)
         evhttp_free(admin.http);
     admin.http = NULL;
+    admin.bound = NULL;
     free_digests();
     if (admin.conf)
         sy_conf_unref(admin.conf);
@@ -573,9 +577,11 @@ static int admin_start(struct event_base *base, struct sy_conf *conf, char *err,
     evhttp_set_allowed_methods(admin.http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
                                EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
                                EVHTTP_REQ_PATCH | EVHTTP_REQ_TRACE);
-    if ((fd = open_listener(&conf->admin.listen, err, errlen)) < 0)
+    /* After an upgrade the old process's socket, whose queue holds what it did not accept. */
+    if (sy_upgrade_take("admin", &conf->admin.listen, &fd, 1) == 0 &&
+        (fd = open_listener(&conf->admin.listen, err, errlen)) < 0)
         goto fail;
-    if (!evhttp_accept_socket_with_handle(admin.http, fd)) {
+    if (!(admin.bound = evhttp_accept_socket_with_handle(admin.http, fd))) {
         snprintf(err, errlen, "admin.listen %s: cannot listen: %s", conf->admin.listen.text,
                  strerror(errno));
         close(fd);
@@ -590,8 +596,34 @@ fail:
     return -1;
 }
 
+static int admin_listener(struct sy_upgrade_socket *out)
+{
+    if (!admin.bound)
+        return -1;
+    *out = (struct sy_upgrade_socket){"admin", admin.conf->admin.listen.text,
+                                      evhttp_bound_socket_get_fd(admin.bound)};
+    return 0;
+}
+
+/*
+ * While an upgrade starts, new admin connections wait in the shared queue
+ * for the new process: a switch made here meanwhile would be missing from
+ * the state file it restored.
+ */
+static void admin_hold(bool held)
+{
+    struct evconnlistener *l = admin.bound ? evhttp_bound_socket_get_listener(admin.bound) : NULL;
+
+    if (l && held)
+        evconnlistener_disable(l);
+    else if (l)
+        evconnlistener_enable(l);
+}
+
 const struct sy_main_service sy_admin_service = {
     .start = admin_start,
     .reconfigure = admin_reconfigure,
     .stop = admin_stop,
+    .listener = admin_listener,
+    .hold = admin_hold,
 };

@@ -517,6 +517,25 @@ static void deploy_reconfigure(struct sy_conf *conf)
     sy_state_save(conf);
 }
 
+/*
+ * An upgrade starts: the new process restores the state file as it is now,
+ * so the state is saved and the controller waits (a step may come a few
+ * seconds late); it goes on here if the upgrade fails.
+ */
+static void deploy_hold(bool held)
+{
+    static const struct timeval second = {1, 0};
+
+    if (!deploy.timer)
+        return;
+    if (held) {
+        event_del(deploy.timer);
+        sy_state_save(deploy.conf);
+    } else {
+        event_add(deploy.timer, &second);
+    }
+}
+
 static void deploy_stop(void)
 {
     if (deploy.timer) {
@@ -530,4 +549,5 @@ const struct sy_main_service sy_deploy_service = {
     .start = deploy_start,
     .reconfigure = deploy_reconfigure,
     .stop = deploy_stop,
+    .hold = deploy_hold,
 };

@@ -20,6 +20,7 @@
 #include "core/deploy.h"
 #include "core/metrics.h"
 #include "core/process.h"
+#include "core/upgrade.h"
 #include "admin/admin.h"
 #include "http/conn.h"
 #include "http/health.h"
@@ -34,7 +35,8 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: switchyard [-c FILE] [-e ENV] [-p PIDFILE]    run in the foreground\n"
             "       switchyard -t [-c FILE] [-e ENV]              test the configuration\n"
-            "       switchyard -s reload|reopen|stop [-p PIDFILE] signal the running gateway\n"
+            "       switchyard -s reload|reopen|stop|upgrade [-p PIDFILE]\n"
+            "                                                     signal the running gateway\n"
             "       switchyard -V                                 version and build options\n"
             "defaults: -c conf/switchyard.json, -p " DEFAULT_PID_FILE "\n");
 }
@@ -53,7 +55,7 @@ static void print_version(void)
 static int send_signal(const char *name, const char *pid_file)
 {
     static const struct { const char *name; int sig; } table[] = {
-        {"reload", SIGHUP}, {"reopen", SIGUSR1}, {"stop", SIGTERM},
+        {"reload", SIGHUP}, {"reopen", SIGUSR1}, {"stop", SIGTERM}, {"upgrade", SIGUSR2},
     };
     int sig = 0;
     long pid = 0;
@@ -62,7 +64,8 @@ static int send_signal(const char *name, const char *pid_file)
         if (strcmp(name, table[i].name) == 0)
             sig = table[i].sig;
     if (!sig) {
-        fprintf(stderr, "switchyard: -s takes reload, reopen or stop, not \"%s\"\n", name);
+        fprintf(stderr, "switchyard: -s takes reload, reopen, stop or upgrade, not \"%s\"\n",
+                name);
         return 2;
     }
     FILE *f = fopen(pid_file, "r");
@@ -101,6 +104,8 @@ int main(int argc, char **argv)
     const char *signal_name = NULL, *pid_file = NULL;
     int test_only = 0, opt;
 
+    /* Now, before anything could move the working directory: what an upgrade runs. */
+    sy_upgrade_remember_command(argc, argv);
     while ((opt = getopt(argc, argv, "c:e:p:ts:Vh")) != -1) {
         switch (opt) {
         case 'c': opts.source.file = optarg; break;

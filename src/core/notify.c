@@ -129,3 +129,11 @@ int sy_notify_stopping(const char *status)
 {
     return notify_with_status("STOPPING=1", status);
 }
+
+int sy_notify_main_pid(long pid, const char *status)
+{
+    char head[64];
+
+    snprintf(head, sizeof(head), "MAINPID=%ld\nREADY=1", pid);
+    return notify_with_status(head, status);
+}

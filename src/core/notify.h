@@ -29,4 +29,11 @@ int sy_notify_ready(const char *status);
 int sy_notify_reloading(const char *status);
 int sy_notify_stopping(const char *status);
 
+/*
+ * After an upgrade, from the old process (still the main pid): "MAINPID=pid"
+ * then "READY=1" in one datagram, so that the manager follows the new
+ * process (NotifyAccess=main then accepts only its messages).
+ */
+int sy_notify_main_pid(long pid, const char *status);
+
 #endif

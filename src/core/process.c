@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /*
- * process.c: startup, signals, reload and stop on the main thread.
+ * process.c: startup, signals, reload, upgrade and stop on the main thread.
  * A reload builds and validates a whole new snapshot before any worker
- * sees it; a failed reload leaves the running snapshot untouched.
+ * sees it; a failed reload leaves the running snapshot untouched. An
+ * upgrade (SIGUSR2) hands the listening sockets to a new process and stops
+ * this one only once that one serves; a failed one leaves this one serving.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -12,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -23,6 +26,15 @@
 #include "process.h"
 
 #define LISTEN_BACKLOG 4096
+#define UPGRADE_TIMEOUT_MS 30000
+#define UPGRADE_TIMEOUT_ENV "SWITCHYARD_UPGRADE_TIMEOUT_MS"
+
+enum upgrade_state {
+    UPGRADE_NONE,
+    UPGRADE_STARTING,           /* a new process runs and does not serve yet */
+    UPGRADE_FAILING,            /* it failed and was killed; this one serves; not reaped yet */
+    UPGRADE_HANDED_OVER,        /* it serves; this one finishes its connections and exits */
+};
 
 static struct {
     const struct sy_process_options *opts;
@@ -34,6 +46,14 @@ static struct {
     struct event *stop_timer;
     bool stopping;
     struct sy_reload_counts reloads;
+    struct {
+        enum upgrade_state state;
+        pid_t pid;              /* the new process, until reaped */
+        int ready_fd;
+        struct event *ready_event;
+        int64_t timeout_ms;
+        char failure[160];      /* why it failed, for the line logged once it is reaped */
+    } upgrade;
 } proc;
 
 struct sy_reload_counts sy_process_reload_counts(void)
@@ -70,7 +90,9 @@ fail:
 /*
  * Opens nworkers sockets per listen address. A plain bind first proves the
  * port is free: SO_REUSEPORT alone would silently share it with another
- * running gateway.
+ * running gateway. After an upgrade the old process's sockets come first,
+ * one per worker (the port is ours already); a worker beyond them gets a
+ * new socket that joins their SO_REUSEPORT group.
  */
 static int **open_listeners(const struct sy_conf *conf, unsigned nworkers, char *err,
                             size_t errlen)
@@ -89,12 +111,18 @@ static int **open_listeners(const struct sy_conf *conf, unsigned nworkers, char 
         return NULL;
     }
     for (size_t i = 0; i < conf->nlisten; i++) {
-        int probe = open_listener(&conf->listen[i].addr, false, err, errlen);
-        if (probe < 0)
-            goto fail;
-        close(probe);
-        for (unsigned w = 0; w < nworkers; w++) {
-            fds[w][i] = open_listener(&conf->listen[i].addr, true, err, errlen);
+        const struct sy_addr *addr = &conf->listen[i].addr;
+        unsigned adopted = 0;
+        while (adopted < nworkers && sy_upgrade_take("listen", addr, &fds[adopted][i], 1) == 1)
+            adopted++;
+        if (adopted == 0) {
+            int probe = open_listener(addr, false, err, errlen);
+            if (probe < 0)
+                goto fail;
+            close(probe);
+        }
+        for (unsigned w = adopted; w < nworkers; w++) {
+            fds[w][i] = open_listener(addr, true, err, errlen);
             if (fds[w][i] < 0)
                 goto fail;
         }
@@ -126,6 +154,13 @@ int sy_process_reload(char *err, size_t errlen)
     struct sy_conf *conf = NULL;
     struct sy_conf_errors errs = {0};
 
+    if (proc.upgrade.state == UPGRADE_STARTING || proc.upgrade.state == UPGRADE_HANDED_OVER) {
+        /* The new process reads the file itself; this one must not write the state file. */
+        snprintf(err, errlen, "an upgrade to process %ld is under way: reload that one",
+                 (long)proc.upgrade.pid);
+        sy_log_error(SY_LOG_WARN, "reload", "reload refused: %s", err);
+        return -1;
+    }
     sy_notify_reloading("reloading the configuration");
     if (sy_conf_load(&proc.opts->source, &conf, &errs) < 0) {
         for (size_t i = 0; i < errs.count; i++)
@@ -197,49 +232,6 @@ static void watch_workers_exit(void)
     event_add(proc.stop_timer, &tick);
 }
 
-static void stop_services(void)
-{
-    for (const struct sy_main_service *const *s = proc.hooks->services; s && *s; s++)
-        (*s)->stop();
-}
-
-static void stop_gracefully(void)
-{
-    proc.stopping = true;
-    sy_notify_stopping("graceful stop: finishing requests in flight");
-    stop_services();
-    sy_log_error(SY_LOG_INFO, "process", "graceful stop: finishing requests in flight "
-                 "(at most %lld ms)", (long long)proc.conf->shutdown_timeout_ms);
-    command_all(SY_WORKER_DRAIN);
-    watch_workers_exit();
-}
-
-static void stop_now(void)
-{
-    sy_log_error(SY_LOG_INFO, "process", "stopping now");
-    sy_notify_stopping("stopping now");
-    stop_services();
-    command_all(SY_WORKER_STOP);
-    watch_workers_exit();
-}
-
-static void on_signal(evutil_socket_t sig, short what, void *arg)
-{
-    char err[512];
-    (void)what, (void)arg;
-
-    if (sig == SIGHUP) {
-        sy_process_reload(err, sizeof(err));
-    } else if (sig == SIGUSR1) {
-        sy_log_error(SY_LOG_INFO, "process", "reopening log files");
-        sy_log_reopen();
-    } else if (sig == SIGTERM && !proc.stopping) {
-        stop_gracefully();
-    } else {
-        stop_now();             /* SIGINT, or a second SIGTERM */
-    }
-}
-
 /* Written to a temporary name and renamed, so a reader never sees it empty. */
 static int write_pid_file(const char *path)
 {
@@ -260,6 +252,245 @@ static int write_pid_file(const char *path)
         return -1;
     }
     return 0;
+}
+
+static void stop_services(void)
+{
+    for (const struct sy_main_service *const *s = proc.hooks->services; s && *s; s++)
+        (*s)->stop();
+}
+
+/* After a hand-over the new process is the service manager's main pid: this one is silent. */
+static void notify_stopping(const char *status)
+{
+    if (proc.upgrade.state != UPGRADE_HANDED_OVER)
+        sy_notify_stopping(status);
+}
+
+static void stop_gracefully(void)
+{
+    proc.stopping = true;
+    notify_stopping("graceful stop: finishing requests in flight");
+    stop_services();
+    sy_log_error(SY_LOG_INFO, "process", "graceful stop: finishing requests in flight "
+                 "(at most %lld ms)", (long long)proc.conf->shutdown_timeout_ms);
+    command_all(SY_WORKER_DRAIN);
+    watch_workers_exit();
+}
+
+static void stop_now(void)
+{
+    sy_log_error(SY_LOG_INFO, "process", "stopping now");
+    notify_stopping("stopping now");
+    stop_services();
+    command_all(SY_WORKER_STOP);
+    watch_workers_exit();
+}
+
+/* ---- upgrade (SIGUSR2): the old process's side -------------------------- */
+
+static void hold_services(bool held)
+{
+    for (const struct sy_main_service *const *s = proc.hooks->services; s && *s; s++)
+        if ((*s)->hold)
+            (*s)->hold(held);
+}
+
+/* Each worker's socket per listen address, one address's together, then the services'. */
+static struct sy_upgrade_socket *upgrade_sockets(size_t *n)
+{
+    size_t cap = proc.nworkers * proc.conf->nlisten + 8, k = 0;
+    struct sy_upgrade_socket *socks = calloc(cap, sizeof(*socks));
+
+    for (size_t i = 0; socks && i < proc.conf->nlisten; i++)
+        for (unsigned w = 0; w < proc.nworkers; w++)
+            socks[k++] = (struct sy_upgrade_socket){"listen", proc.conf->listen[i].addr.text,
+                                                     proc.workers[w]->listen_fds[i]};
+    for (const struct sy_main_service *const *s = proc.hooks->services; socks && *s; s++)
+        if ((*s)->listener && k < cap && (*s)->listener(&socks[k]) == 0)
+            k++;
+    *n = k;
+    return socks;
+}
+
+static int64_t upgrade_timeout_ms(void)
+{
+    const char *v = getenv(UPGRADE_TIMEOUT_ENV);
+    char *end;
+    long long ms = v ? strtoll(v, &end, 10) : 0;
+
+    return v && *v && !*end && ms > 0 ? ms : UPGRADE_TIMEOUT_MS;
+}
+
+static void close_ready_pipe(void)
+{
+    if (proc.upgrade.ready_event)
+        event_free(proc.upgrade.ready_event);
+    proc.upgrade.ready_event = NULL;
+    if (proc.upgrade.ready_fd >= 0)
+        close(proc.upgrade.ready_fd);
+    proc.upgrade.ready_fd = -1;
+}
+
+/* The new process failed: it goes, this one serves on. One line says so once it is reaped. */
+static void upgrade_fail(const char *why)
+{
+    close_ready_pipe();
+    snprintf(proc.upgrade.failure, sizeof(proc.upgrade.failure), "%s", why);
+    if (proc.upgrade.pid > 0)
+        kill(proc.upgrade.pid, SIGKILL);    /* not reaped yet, so the pid is still its own */
+    proc.upgrade.state = UPGRADE_FAILING;
+    hold_services(false);
+}
+
+static void upgrade_hand_over(void)
+{
+    char status[96];
+    long pid = (long)proc.upgrade.pid;
+
+    close_ready_pipe();
+    proc.upgrade.state = UPGRADE_HANDED_OVER;
+    proc.stopping = true;
+    sy_log_error(SY_LOG_INFO, "upgrade", "upgrade: new process %ld serves; this one (pid %ld) "
+                 "stops accepting and finishes its connections (at most %lld ms)", pid,
+                 (long)getpid(), (long long)proc.conf->shutdown_timeout_ms);
+    /* MAINPID first: systemd (NotifyAccess=main) then follows the new process. */
+    snprintf(status, sizeof(status), "serving: upgraded from pid %ld", (long)getpid());
+    if (sy_notify_main_pid(pid, status) < 0)
+        sy_log_error(SY_LOG_WARN, "upgrade", "cannot tell the service manager at %s that pid "
+                     "%ld is the main process now: %s", getenv("NOTIFY_SOCKET"), pid,
+                     strerror(errno));
+    /* Closing our copies of the listening sockets resets nothing: the new process holds them. */
+    stop_services();
+    command_all(SY_WORKER_HAND_OVER);
+    watch_workers_exit();
+}
+
+static void on_upgrade_ready(evutil_socket_t fd, short what, void *arg)
+{
+    char byte, why[96];
+    (void)arg;
+
+    if (what & EV_TIMEOUT) {
+        snprintf(why, sizeof(why), "was not serving after %lld ms: killed",
+                 (long long)proc.upgrade.timeout_ms);
+        upgrade_fail(why);
+        return;
+    }
+    ssize_t n = read(fd, &byte, 1);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    if (n == 1)
+        upgrade_hand_over();
+    else
+        upgrade_fail("ended before it served");
+}
+
+static void upgrade_begin(void)
+{
+    struct timeval tv;
+    char err[512];
+    size_t n = 0;
+    pid_t old = sy_upgrade_old_process();
+
+    if (proc.stopping)
+        snprintf(err, sizeof(err), "this process is stopping");
+    else if (proc.upgrade.state != UPGRADE_NONE)
+        snprintf(err, sizeof(err), "an upgrade is already under way (new process %ld)",
+                 (long)proc.upgrade.pid);
+    else if (old)
+        snprintf(err, sizeof(err), "this process took over from pid %ld, which still finishes "
+                 "its connections", (long)old);
+    else
+        err[0] = '\0';
+    if (err[0]) {
+        sy_log_error(SY_LOG_WARN, "upgrade", "upgrade refused: %s", err);
+        return;
+    }
+    struct sy_upgrade_socket *socks = upgrade_sockets(&n);
+    if (!socks) {
+        sy_log_error(SY_LOG_ERROR, "upgrade", "upgrade failed: out of memory");
+        return;
+    }
+    hold_services(true);
+    pid_t pid = sy_upgrade_spawn(socks, n, &proc.upgrade.ready_fd, err, sizeof(err));
+    free(socks);
+    if (pid < 0) {
+        hold_services(false);
+        sy_log_error(SY_LOG_ERROR, "upgrade", "upgrade failed: %s; this process keeps serving",
+                     err);
+        return;
+    }
+    proc.upgrade.state = UPGRADE_STARTING;
+    proc.upgrade.pid = pid;
+    proc.upgrade.timeout_ms = upgrade_timeout_ms();
+    tv = (struct timeval){(time_t)(proc.upgrade.timeout_ms / 1000),
+                          (suseconds_t)(proc.upgrade.timeout_ms % 1000 * 1000)};
+    proc.upgrade.ready_event = event_new(proc.base, proc.upgrade.ready_fd, EV_READ | EV_PERSIST,
+                                         on_upgrade_ready, NULL);
+    if (!proc.upgrade.ready_event || event_add(proc.upgrade.ready_event, &tv) < 0) {
+        upgrade_fail("could not be watched (out of memory): killed");
+        return;
+    }
+    sy_log_error(SY_LOG_INFO, "upgrade", "upgrade: started %s as pid %ld with %zu listening "
+                 "socket(s); waiting up to %lld ms for it to serve", sy_upgrade_binary(),
+                 (long)pid, n, (long long)proc.upgrade.timeout_ms);
+}
+
+/* SIGCHLD: the only child we have is the new process of an upgrade. */
+static void upgrade_reap(void)
+{
+    char how[64];
+    int status;
+
+    if (!proc.upgrade.pid || waitpid(proc.upgrade.pid, &status, WNOHANG) != proc.upgrade.pid)
+        return;
+    if (WIFEXITED(status))
+        snprintf(how, sizeof(how), "exit status %d", WEXITSTATUS(status));
+    else
+        snprintf(how, sizeof(how), "killed by signal %d", WTERMSIG(status));
+    long pid = (long)proc.upgrade.pid;
+    proc.upgrade.pid = 0;       /* reaped: from here on the number may be anyone's */
+    if (proc.upgrade.state == UPGRADE_HANDED_OVER) {
+        sy_log_error(SY_LOG_ERROR, "upgrade", "the new process %ld ended (%s) while this one "
+                     "finishes its connections", pid, how);
+        return;
+    }
+    if (proc.upgrade.state == UPGRADE_STARTING)
+        upgrade_fail("ended before it served");
+    proc.upgrade.state = UPGRADE_NONE;
+    /* It may have written the pid file before it failed: the file names us again. */
+    if (proc.opts->pid_file && write_pid_file(proc.opts->pid_file) < 0)
+        sy_log_error(SY_LOG_ERROR, "upgrade", "cannot write pid file %s: %s",
+                     proc.opts->pid_file, strerror(errno));
+    sy_log_error(SY_LOG_ERROR, "upgrade", "upgrade failed: new process %ld (%s) %s (%s; its "
+                 "own messages are on standard error); this process (pid %ld) %s", pid,
+                 sy_upgrade_binary(), proc.upgrade.failure, how, (long)getpid(),
+                 proc.stopping ? "goes on stopping" : "keeps serving");
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    char err[512];
+    (void)what, (void)arg;
+
+    if (sig == SIGHUP) {
+        sy_process_reload(err, sizeof(err));
+    } else if (sig == SIGUSR1) {
+        sy_log_error(SY_LOG_INFO, "process", "reopening log files");
+        sy_log_reopen();
+    } else if (sig == SIGUSR2) {
+        upgrade_begin();
+    } else if (sig == SIGCHLD) {
+        upgrade_reap();
+    } else {
+        if (proc.upgrade.state == UPGRADE_STARTING)
+            upgrade_fail("was abandoned: this process is stopping");
+        if (sig == SIGTERM && !proc.stopping)
+            stop_gracefully();
+        else
+            stop_now();         /* SIGINT, or a second SIGTERM */
+    }
 }
 
 static void free_listener_fds(int **fds)
@@ -314,8 +545,9 @@ static void stop_and_join_workers(void)
 int sy_process_run(const struct sy_process_options *opts, struct sy_conf *conf,
                    const struct sy_process_hooks *hooks)
 {
-    static const int signals[] = {SIGHUP, SIGUSR1, SIGTERM, SIGINT};
-    struct event *sigev[4] = {NULL};
+    static const int signals[] = {SIGHUP, SIGUSR1, SIGUSR2, SIGTERM, SIGINT, SIGCHLD};
+    enum { NSIGNALS = sizeof(signals) / sizeof(signals[0]) };
+    struct event *sigev[NSIGNALS] = {NULL};
     char err[512];
     int status = 1, **fds = NULL;
     bool logging = false;
@@ -324,9 +556,13 @@ int sy_process_run(const struct sy_process_options *opts, struct sy_conf *conf,
     proc.hooks = hooks;
     proc.conf = conf;
     proc.nworkers = (unsigned)conf->workers;
+    proc.upgrade.ready_fd = -1;
     signal(SIGPIPE, SIG_IGN);
+    /* Before any thread starts: it edits the environment. */
+    if (sy_upgrade_adopt(err, sizeof(err)) < 0)
+        goto fail;
     proc.base = event_base_new();
-    for (int i = 0; proc.base && i < 4; i++) {
+    for (int i = 0; proc.base && i < NSIGNALS; i++) {
         sigev[i] = evsignal_new(proc.base, signals[i], on_signal, NULL);
         event_add(sigev[i], NULL);
     }
@@ -358,12 +594,23 @@ int sy_process_run(const struct sy_process_options *opts, struct sy_conf *conf,
     }
     sy_log_error(SY_LOG_INFO, "process", "switchyard %d worker(s) serving, configuration %s",
                  conf->workers, conf->file);
-    if (sy_notify_ready("serving") < 0)
+    pid_t old = sy_upgrade_old_process();
+    /* After an upgrade the old process tells the service manager, which knows only it. */
+    size_t taken;
+    int told = sy_upgrade_serving(&taken);
+    if (told > 0)
+        sy_log_error(SY_LOG_INFO, "upgrade", "upgrade: took over %zu listening socket(s) from "
+                     "pid %ld, which now stops", taken, (long)old);
+    else if (told < 0)
+        sy_log_error(SY_LOG_WARN, "upgrade", "cannot tell pid %ld that this process serves: "
+                     "%s", (long)old, strerror(errno));
+    else if (sy_notify_ready("serving") < 0)
         sy_log_error(SY_LOG_WARN, "process", "cannot notify the service manager at %s: %s",
                      getenv("NOTIFY_SOCKET"), strerror(errno));
     event_base_dispatch(proc.base);
     status = 0;
-    if (opts->pid_file)
+    /* After a hand-over the file names the new process. */
+    if (opts->pid_file && proc.upgrade.state != UPGRADE_HANDED_OVER)
         unlink(opts->pid_file);
     goto done;
 fail:
@@ -372,7 +619,8 @@ done:
     stop_services();
     stop_and_join_workers();
     free_listener_fds(fds);
-    for (int i = 0; i < 4; i++)
+    close_ready_pipe();
+    for (int i = 0; i < NSIGNALS; i++)
         if (sigev[i])
             event_free(sigev[i]);
     if (proc.stop_timer)

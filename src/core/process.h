@@ -12,6 +12,7 @@
 #include <event2/event.h>
 
 #include "conf.h"
+#include "upgrade.h"
 #include "worker.h"
 
 /*
@@ -26,6 +27,15 @@ struct sy_main_service {
     int (*start)(struct event_base *base, struct sy_conf *conf, char *err, size_t errlen);
     void (*reconfigure)(struct sy_conf *conf);
     void (*stop)(void);
+    /*
+     * Optional, for an upgrade (SIGUSR2, upgrade.h). listener: the service's
+     * listening socket, handed to the new process (0, or -1 when it has
+     * none). hold(true) as the new process starts: stop the changes it
+     * could miss, since it restores the state file as it finds it then;
+     * hold(false) when it failed and this process serves on.
+     */
+    int (*listener)(struct sy_upgrade_socket *out);
+    void (*hold)(bool held);
 };
 
 struct sy_process_hooks {

@@ -269,13 +269,13 @@ static void on_drain_timer(evutil_socket_t fd, short what, void *arg)
         event_base_loopbreak(w->base);
 }
 
-static void begin_drain(struct sy_worker *w)
+static void begin_drain(struct sy_worker *w, bool close_idle)
 {
     static const struct timeval tick = {0, 50000};
 
     close_listeners(w);
     w->drain_deadline_ms = sy_worker_now_ms(w) + w->conf->shutdown_timeout_ms;
-    w->hooks->drain(w);
+    w->hooks->drain(w, close_idle);
     w->drain_timer = event_new(w->base, -1, EV_PERSIST, on_drain_timer, w);
     event_add(w->drain_timer, &tick);
     on_drain_timer(-1, 0, w);
@@ -298,8 +298,8 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
     int cmd = atomic_load(&w->command);
     if (cmd == SY_WORKER_STOP)
         event_base_loopbreak(w->base);
-    else if (cmd == SY_WORKER_DRAIN && !w->drain_timer)
-        begin_drain(w);
+    else if ((cmd == SY_WORKER_DRAIN || cmd == SY_WORKER_HAND_OVER) && !w->drain_timer)
+        begin_drain(w, cmd == SY_WORKER_DRAIN);
 }
 
 static void wake(struct sy_worker *w)

@@ -32,8 +32,13 @@ struct sy_worker_hooks {
      */
     void (*accept)(struct sy_worker *w, int fd, const struct sockaddr *peer, socklen_t peerlen,
                    size_t listen_index);
-    /* Graceful stop began: close idle connections, finish the others. */
-    void (*drain)(struct sy_worker *w);
+    /*
+     * Graceful stop began: finish the connections in flight. close_idle:
+     * close idle keep-alive connections now (a stop). Else (an upgrade: a
+     * new process serves) close each after its next response or its
+     * keep-alive timeout, never while the client may be sending on it.
+     */
+    void (*drain)(struct sy_worker *w, bool close_idle);
     /* Connections still open (the worker exits when this reaches 0). */
     size_t (*active)(struct sy_worker *w);
     /* Last call, on the worker thread, after the loop ended. */
@@ -48,6 +53,7 @@ struct snapshot_use {
 enum sy_worker_command {
     SY_WORKER_RUN,
     SY_WORKER_DRAIN,            /* graceful stop */
+    SY_WORKER_HAND_OVER,        /* graceful stop after an upgrade: idle connections linger */
     SY_WORKER_STOP,             /* stop now */
 };
 

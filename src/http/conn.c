@@ -475,7 +475,8 @@ static void record_request(const struct sy_request *req, bool cut_short)
 void sy_client_request_done(struct sy_request *req)
 {
     struct sy_client *c = req->client;
-    bool keep = req->client_keepalive && !c->hw->draining;
+    /* A hand-over keeps the keep-alive a response head promised: the client may be sending. */
+    bool keep = req->client_keepalive && !(c->hw->draining && c->hw->drain_closes_idle);
     bool unread_input = !req->req_relay.complete;
     uint32_t consumed = req->req_relay.scan ? req->req_relay.scan : req->head.head_len;
 
@@ -706,12 +707,15 @@ static int http_worker_init(struct sy_worker *w)
     return 0;
 }
 
-static void http_drain(struct sy_worker *w)
+static void http_drain(struct sy_worker *w, bool close_idle)
 {
     struct sy_http_worker *hw = w->http;
 
     hw->draining = true;
+    hw->drain_closes_idle = close_idle;
     sy_upstream_close_all_idle(hw);
+    if (!close_idle)
+        return;         /* each closes after its next response, or idle at keepalive_timeout_ms */
     for (struct sy_client *c = hw->clients.next, *next; c != &hw->clients; c = next) {
         next = c->next;
         if (c->state == SY_CLIENT_HANDSHAKE || c->state == SY_CLIENT_IDLE ||

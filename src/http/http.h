@@ -223,6 +223,7 @@ struct sy_http_worker {
     int64_t panic_logged_ms;
     uint64_t rng;               /* canary split (xorshift64; never 0) */
     bool draining;
+    bool drain_closes_idle;     /* a stop; false for an upgrade's hand-over (worker.h) */
     struct sy_worker_metrics *metrics;  /* core/metrics.h */
     struct event housekeeping;          /* once a second: the security log's summaries */
     struct sy_request *tunnels;         /* open WebSocket tunnels (tunnel.c) */
