@@ -129,7 +129,8 @@ static json_t *services(const struct ls_stats *s)
 
     if (!sorted)
         return a;
-    memcpy(sorted, s->services, s->nservices * sizeof(*sorted));
+    if (s->nservices)
+        memcpy(sorted, s->services, s->nservices * sizeof(*sorted));
     qsort(sorted, s->nservices, sizeof(*sorted), by_service);
     for (size_t i = 0; i < s->nservices; i++) {
         const struct ls_service_slot *ss = &sorted[i];

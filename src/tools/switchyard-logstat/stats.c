@@ -219,7 +219,7 @@ uint64_t ls_stats_lines_read(const struct ls_stats *s)
 static bool str_is(struct ls_str v, const char *want)
 {
     size_t n = strlen(want);
-    return v.n == n && memcmp(v.p, want, n) == 0;
+    return v.n == n && (n == 0 || memcmp(v.p, want, n) == 0);
 }
 
 static bool kept(const struct ls_filter *f, const struct ls_record *r)
@@ -239,7 +239,7 @@ static bool kept(const struct ls_filter *f, const struct ls_record *r)
             return false;
         if (f->path_prefix) {
             size_t n = strlen(f->path_prefix);
-            if (r->path.n < n || memcmp(r->path.p, f->path_prefix, n) != 0)
+            if (r->path.n < n || (n && memcmp(r->path.p, f->path_prefix, n) != 0))
                 return false;
         }
     }
@@ -405,7 +405,7 @@ static void access_line(struct ls_stats *s, const struct ls_record *r)
         /* The query string would make every search its own path. */
         const char *q = r->path.p ? memchr(r->path.p, '?', r->path.n) : NULL;
         struct ls_str path = {r->path.p, q ? (uint32_t)(q - r->path.p) : r->path.n};
-        path_hash = ls_table_hash(&s->paths, path.p, path.n);
+        path_hash = path.n ? ls_table_hash(&s->paths, path.p, path.n) : 0;
         if ((opt & LS_R_TOP) && path.n)
             entry_request(ls_table_add(&s->paths, path.p, path.n, path_hash, 1), r);
         struct ls_entry *c = count_key(&s->clients, r->client_ip, 1);
