@@ -12,8 +12,14 @@
  * route (one budget for the route), or country ("" unknown shares one).
  * An over-limit request gets 429 with Retry-After and the configured
  * RateLimit headers; an allowed request of a limited route gets the
- * headers on its response. store "redis" is enforced here until the
- * fleet store (issue 9) lands.
+ * headers on its response.
+ *
+ * store "redis": the same GCRA in Redis (core/ratelimit_redis.h), one
+ * EVALSHA per request on the worker's connection; the request waits for
+ * the answer (SY_PHASE_WAIT) and resumes or gets its 429 when it comes.
+ * Without an answer (Redis down, or no reply in SY_REDIS_TIMEOUT_MS)
+ * redis.on_failure decides: allow, deny (429 naming the outage), or local
+ * (this gateway's table, at the limit's share of the fleet).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,12 +28,16 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/ratelimit.h"
+#include "core/ratelimit_redis.h"
+#include "core/redis.h"
 #include "core/sy_module.h"
 #include "http/request.h"
 
 struct limit {
     const struct sy_rate_limit *conf;
     struct sy_rl_rule rule;
+    struct sy_rl_rule local_rule;   /* store "redis", on_failure local: this gateway's share */
+    char *redis_prefix;         /* store "redis": key_prefix "rl:" name ":" */
     uint32_t id;                /* the name's hash: the same across reloads */
 };
 
@@ -36,12 +46,16 @@ struct rl_state {
     size_t nlimits;
     uint32_t *limited;          /* switchyard_rate_limited_total series, by route index */
     uint64_t max_tolerance_us;  /* for the sweep */
+    enum sy_redis_failure on_failure;
 };
 
-/* What on_route decided, for on_response. */
+/* What on_route decided, for on_response; and while Redis decides, the wait. */
 struct rl_scratch {
     const struct limit *limit;  /* NULL: the route has no limit */
     struct sy_rl_result result;
+    struct sy_redis_call *call; /* the decision Redis is making (SY_PHASE_WAIT) */
+    struct sy_request *req;     /* the request that waits on it, */
+    const struct rl_state *st;  /* and its snapshot's state */
 };
 
 /* The process's table (main thread creates it; workers share it). */
@@ -54,6 +68,50 @@ static uint32_t name_id(const char *name)
     for (const char *p = name; *p; p++)
         h = (h ^ (unsigned char)*p) * 16777619u;
     return h;
+}
+
+/*
+ * Gateways that share a Redis limit while it cannot be reached. Counting
+ * the fleet (gateways seen in the last minute) comes with the shared
+ * state (issue 9, part 2); until then each gateway assumes it is alone,
+ * so on_failure local enforces the whole rate on each gateway.
+ */
+static int64_t fleet_gateways(void)
+{
+    return 1;
+}
+
+/*
+ * A limit's share for one of n gateways: rate / n with burst / n, as one
+ * interval n times as long. n = 1 is the rule itself.
+ */
+static void share_rule(const struct sy_rl_rule *r, int64_t n, struct sy_rl_rule *out)
+{
+    *out = *r;
+    if (n <= 1 || r->interval_us * (uint64_t)n > SY_RL_MAX_SPAN_US)
+        return;
+    out->interval_us = r->interval_us * (uint64_t)n;
+    out->limit = (r->limit - 1) / (uint32_t)n + 1;
+    out->tolerance_us = (uint64_t)(out->limit - 1) * out->interval_us;
+}
+
+static void free_limits(struct rl_state *st)
+{
+    for (size_t i = 0; st->limits && i < st->nlimits; i++)
+        free(st->limits[i].redis_prefix);
+    free(st->limits);
+}
+
+/* "PREFIXrl:NAME:" for a Redis limit's keys (ratelimit_redis.h). */
+static char *redis_prefix(const struct sy_conf *conf, const char *name)
+{
+    const char *p = conf->redis.key_prefix ? conf->redis.key_prefix : "";
+    size_t n = strlen(p) + strlen(name) + 5;
+    char *s = malloc(n);
+
+    if (s)
+        snprintf(s, n, "%srl:%s:", p, name);
+    return s;
 }
 
 static int ratelimit_prepare(const struct sy_conf *conf, void **state, char *err,
@@ -69,6 +127,7 @@ static int ratelimit_prepare(const struct sy_conf *conf, void **state, char *err
         !(st->limited = calloc(conf->nroutes ? conf->nroutes : 1, sizeof(*st->limited))))
         goto nomem;
     st->nlimits = conf->nrate_limits;
+    st->on_failure = conf->redis.on_failure;
     for (size_t i = 0; i < conf->nrate_limits; i++) {
         const struct sy_rate_limit *c = &conf->rate_limits[i];
         struct limit *l = &st->limits[i];
@@ -77,10 +136,13 @@ static int ratelimit_prepare(const struct sy_conf *conf, void **state, char *err
         if (sy_rl_rule_init(&l->rule, c->rate, c->per_ms, c->burst, why, sizeof(why)) < 0) {
             snprintf(err, errlen, "rate_limits.%s: %s", c->name, why);
             free(st->limited);
-            free(st->limits);
+            free_limits(st);
             free(st);
             return -1;
         }
+        share_rule(&l->rule, fleet_gateways(), &l->local_rule);
+        if (c->store_redis && !(l->redis_prefix = redis_prefix(conf, c->name)))
+            goto nomem;
         if (l->rule.tolerance_us + l->rule.interval_us > st->max_tolerance_us)
             st->max_tolerance_us = l->rule.tolerance_us + l->rule.interval_us;
     }
@@ -106,7 +168,7 @@ static int ratelimit_prepare(const struct sy_conf *conf, void **state, char *err
 nomem:
     if (st) {
         free(st->limited);
-        free(st->limits);
+        free_limits(st);
     }
     free(st);
     snprintf(err, errlen, "rate_limits: out of memory");
@@ -118,7 +180,7 @@ static void ratelimit_release(void *state)
     struct rl_state *st = state;
 
     free(st->limited);
-    free(st->limits);
+    free_limits(st);
     free(st);
 }
 
@@ -221,6 +283,69 @@ static enum sy_phase_result limited(struct sy_request *req, const struct rl_stat
     return SY_PHASE_DONE;
 }
 
+/* The decision's end: a 429, or the headers for on_response and the next phase. */
+static enum sy_phase_result decided(struct sy_request *req, const struct rl_state *st,
+                                    struct rl_scratch *sc, const struct limit *l)
+{
+    size_t keylen;
+    const char *key;
+
+    if (sc->result.allowed) {
+        sc->limit = l;
+        return SY_PHASE_CONTINUE;
+    }
+    key = request_key(req, l->conf, &keylen);
+    return limited(req, st, l, key, keylen, &sc->result);
+}
+
+/*
+ * A Redis limit decided without Redis (redis.on_failure). deny answers
+ * 429 with Retry-After: 1 and no RateLimit headers (there is no budget to
+ * tell of); it is the gateway's failure, not the client's, so no security
+ * event. allow lets the request through without headers.
+ */
+static enum sy_phase_result fallback(struct sy_request *req, const struct rl_state *st,
+                                     struct rl_scratch *sc, const struct limit *l)
+{
+    char reason[160];
+    size_t keylen;
+    const char *key;
+
+    switch (st->on_failure) {
+    case SY_REDIS_FAIL_DENY:
+        snprintf(reason, sizeof(reason), "rate limit %s: its store (Redis) is unreachable",
+                 l->conf->name);
+        sy_req_respond(req, 429, reason, "Retry-After: 1\r\n");
+        return SY_PHASE_DONE;
+    case SY_REDIS_FAIL_LOCAL:
+        key = request_key(req, l->conf, &keylen);
+        sy_rl_check(table, &l->local_rule, l->id, key, keylen, sy_rl_now_us(), &sc->result);
+        return decided(req, st, sc, l);
+    case SY_REDIS_FAIL_ALLOW:
+        break;
+    }
+    return SY_PHASE_CONTINUE;
+}
+
+/* Redis answered, or did not in time: the request waiting on it goes on or gets its 429. */
+static void on_redis_reply(void *arg, enum sy_redis_status status, const struct redisReply *reply)
+{
+    struct rl_scratch *sc = arg;
+    struct sy_request *req = sc->req;
+    const struct limit *l = sc->limit;
+    const struct rl_state *st = sc->st;
+    enum sy_phase_result r;
+
+    sc->call = NULL;
+    sc->limit = NULL;
+    if (status == SY_REDIS_OK && sy_rl_redis_result(reply, &l->rule, &sc->result) == 0)
+        r = decided(req, st, sc, l);
+    else
+        r = fallback(req, st, sc, l);
+    if (r == SY_PHASE_CONTINUE)
+        sy_req_resume(req);
+}
+
 static enum sy_phase_result ratelimit_on_route(struct sy_request *req, void *state,
                                                void *scratch)
 {
@@ -233,11 +358,29 @@ static enum sy_phase_result ratelimit_on_route(struct sy_request *req, void *sta
         return SY_PHASE_CONTINUE;
     const struct limit *l = &st->limits[route->rate_limit->index];
     const char *key = request_key(req, l->conf, &keylen);
+    if (l->conf->store_redis) {
+        sc->req = req;
+        sc->st = st;
+        sc->limit = l;
+        sc->call = sy_rl_redis_check(sy_req_redis(req), &l->rule, l->redis_prefix, key, keylen,
+                                     on_redis_reply, sc);
+        if (sc->call)
+            return SY_PHASE_WAIT;
+        sc->limit = NULL;
+        return fallback(req, st, sc, l);
+    }
     sy_rl_check(table, &l->rule, l->id, key, keylen, sy_rl_now_us(), &sc->result);
-    if (!sc->result.allowed)
-        return limited(req, st, l, key, keylen, &sc->result);
-    sc->limit = l;
-    return SY_PHASE_CONTINUE;
+    return decided(req, st, sc, l);
+}
+
+/* The client left while Redis decided: its answer, when it comes, goes nowhere. */
+static void ratelimit_on_abandon(struct sy_request *req, void *state, void *scratch)
+{
+    struct rl_scratch *sc = scratch;
+
+    (void)req, (void)state;
+    sy_redis_cancel(sc->call);
+    sc->call = NULL;
 }
 
 static void ratelimit_on_response(struct sy_request *req, void *state, void *scratch,
@@ -269,6 +412,7 @@ const struct sy_module sy_ratelimit_module = {
     .conf_prepare = ratelimit_prepare,
     .conf_release = ratelimit_release,
     .on_route = ratelimit_on_route,
+    .on_abandon = ratelimit_on_abandon,
     .on_response = ratelimit_on_response,
     .tick = ratelimit_tick,
 };

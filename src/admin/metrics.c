@@ -19,6 +19,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/process.h"
+#include "core/redis.h"
 #include "core/worker.h"
 #include "http/tls.h"
 #include "metrics.h"
@@ -360,6 +361,32 @@ static void log_dropped(struct text *t, struct text *labels)
     }
 }
 
+/*
+ * The Redis connections of the workers (core/redis.h). Without "redis" in
+ * the configuration the families are written without samples: a gateway
+ * that uses no Redis has no Redis to be down (no false alert on redis_up).
+ */
+static void redis(struct text *t, struct text *labels, const struct sy_conf *conf)
+{
+    static const char up[] = "switchyard_redis_up";
+    static const char errors[] = "switchyard_redis_errors_total";
+    static const char commands[] = "switchyard_redis_commands_total";
+    struct sy_redis_stats st;
+
+    sy_redis_stats(&st);
+    labels->len = 0;
+    family(t, up, "gauge", "1 while every worker's Redis connection is up, else 0.");
+    if (conf->redis.enabled)
+        sample(t, up, labels, st.connections > 0 && st.ready >= st.connections);
+    family(t, errors, "counter", "Redis failures: connects that failed, connections lost, "
+           "commands that timed out or got an error reply.");
+    if (conf->redis.enabled)
+        sample(t, errors, labels, st.errors);
+    family(t, commands, "counter", "Commands sent to Redis, the handshakes' included.");
+    if (conf->redis.enabled)
+        sample(t, commands, labels, st.commands);
+}
+
 /* Whether an earlier listener of conf already has the certificate file. */
 static bool cert_seen(const struct sy_conf *conf, size_t listener, size_t index)
 {
@@ -534,6 +561,7 @@ int sy_admin_metrics_write(struct evbuffer *out, const struct sy_conf *conf, int
     connections(&t, &labels);
     reloads(&t, &labels);
     log_dropped(&t, &labels);
+    redis(&t, &labels, conf);
     cert_expiry(&t, &labels, conf);
     services(&t, &labels, conf);
     deployments(&t, &labels, conf);

@@ -30,6 +30,7 @@ set_defaults(struct sy_conf *conf)
         .keepalive_timeout_ms = 5000,
         .tunnel_idle_timeout_ms = 600000,
         .rate_limit_keys = 1 << 18,
+        .http2_max_concurrent_streams = 128,
     };
     conf->log.level = SY_LOG_INFO;
     conf->redis.on_failure = SY_REDIS_FAIL_ALLOW;

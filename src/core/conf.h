@@ -48,6 +48,7 @@ struct sy_limits {
     int64_t keepalive_timeout_ms;
     int64_t tunnel_idle_timeout_ms;   /* WebSocket tunnel with no byte either way */
     int64_t rate_limit_keys;          /* local rate-limit table: keys held (8 bytes each) */
+    int64_t http2_max_concurrent_streams;   /* per HTTP/2 connection (SETTINGS) */
 };
 
 struct sy_admin {

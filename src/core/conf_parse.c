@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "conf_internal.h"
+#include "redis.h"
 
 static const char *const top_keys[] = {
     "workers", "shutdown_timeout_ms", "listen", "limits", "trusted_proxies", "admin", "pools",
@@ -128,7 +129,8 @@ parse_limits(struct conf_ctx *ctx, const json_t *root)
     static const char *const keys[] = {
         "max_connections", "max_connections_per_ip", "max_header_bytes", "max_headers",
         "max_uri_bytes", "max_body_bytes", "client_header_timeout_ms", "client_body_timeout_ms",
-        "keepalive_timeout_ms", "tunnel_idle_timeout_ms", "rate_limit_keys", NULL,
+        "keepalive_timeout_ms", "tunnel_idle_timeout_ms", "rate_limit_keys",
+        "http2_max_concurrent_streams", NULL,
     };
     struct sy_limits *l = &ctx->conf->limits;
     const json_t *v = json_object_get(root, "limits");
@@ -156,6 +158,8 @@ parse_limits(struct conf_ctx *ctx, const json_t *root)
     conf_duration(ctx, v, "limits", "keepalive_timeout_ms", 1, &l->keepalive_timeout_ms);
     conf_duration(ctx, v, "limits", "tunnel_idle_timeout_ms", 1, &l->tunnel_idle_timeout_ms);
     conf_int(ctx, v, "limits", "rate_limit_keys", 64, 1LL << 28, &l->rate_limit_keys);
+    conf_int(ctx, v, "limits", "http2_max_concurrent_streams", 1, 1000,
+             &l->http2_max_concurrent_streams);
 }
 
 static void
@@ -171,68 +175,6 @@ parse_geoip(struct conf_ctx *ctx, const json_t *root)
         conf_readable(ctx, "geoip.database", ctx->conf->geoip_database);
 }
 
-static bool
-all_digits(const char *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (!isdigit((unsigned char)s[i]))
-            return false;
-    }
-    return n > 0;
-}
-
-/* "host:port" of a redis:// URL: a name, an IPv4 or a [IPv6], and a port 1..65535 */
-static bool
-redis_host_port_valid(const char *s, size_t n)
-{
-    const char *colon = memrchr(s, ':', n);
-    char host[256];
-    struct in6_addr a6;
-    size_t hlen;
-
-    if (colon == NULL || !all_digits(colon + 1, n - (size_t)(colon - s) - 1)
-        || n - (size_t)(colon - s) - 1 > 5 || atoi(colon + 1) < 1 || atoi(colon + 1) > 65535)
-        return false;
-    hlen = (size_t)(colon - s);
-    if (hlen == 0 || hlen >= sizeof(host))
-        return false;
-    memcpy(host, s, hlen);
-    host[hlen] = '\0';
-    if (host[0] == '[' && host[hlen - 1] == ']') {
-        host[hlen - 1] = '\0';
-        return inet_pton(AF_INET6, host + 1, &a6) == 1;
-    }
-    return conf_is_hostname(host);
-}
-
-/* redis://[[user]:password@]host:port[/db] or unix:/path[?db=N]; no connection is made */
-static bool
-redis_url_valid(const char *url)
-{
-    const char *rest, *at, *slash, *q;
-
-    if (strncmp(url, "unix:", 5) == 0) {
-        rest = url + 5;
-        q = strchr(rest, '?');
-        if (rest[0] != '/' || rest[1] == '\0' || rest[1] == '?')
-            return false;
-        return q == NULL || (strncmp(q, "?db=", 4) == 0 && all_digits(q + 4, strlen(q + 4)));
-    }
-    if (strncmp(url, "redis://", 8) != 0)
-        return false;
-    rest = url + 8;
-    slash = strchr(rest, '/');
-    at = memrchr(rest, '@', slash != NULL ? (size_t)(slash - rest) : strlen(rest));
-    if (at != NULL) {
-        if (memchr(rest, ':', (size_t)(at - rest)) == NULL)
-            return false;
-        rest = at + 1;
-    }
-    if (slash != NULL && !all_digits(slash + 1, strlen(slash + 1)))
-        return false;
-    return redis_host_port_valid(rest, slash != NULL ? (size_t)(slash - rest) : strlen(rest));
-}
-
 static void
 parse_redis(struct conf_ctx *ctx, const json_t *root)
 {
@@ -240,16 +182,17 @@ parse_redis(struct conf_ctx *ctx, const json_t *root)
     static const char *const failures[] = {"allow", "deny", "local", NULL};
     struct sy_redis_conf *r = &ctx->conf->redis;
     const json_t *v = json_object_get(root, "redis");
+    struct sy_redis_url url;
+    char why[256];
     int mode;
 
     if (v == NULL || !conf_object(ctx, v, "redis", keys))
         return;
     r->enabled = true;
+    /* the parser's messages never echo the URL: it may hold a password */
     if (conf_required(ctx, v, "redis", "url") && conf_strdup(ctx, v, "redis", "url", &r->url)
-        && !redis_url_valid(r->url))
-        /* the URL may hold a password: never echo it */
-        conf_err(ctx, "redis.url", "invalid redis url (expected redis://[:password@]host:port[/db]"
-                 " or unix:/path[?db=N])");
+        && sy_redis_url_parse(r->url, &url, why, sizeof(why)) < 0)
+        conf_err(ctx, "redis.url", "%s", why);
     conf_strdup(ctx, v, "redis", "key_prefix", &r->key_prefix);
     if (conf_enum(ctx, v, "redis", "on_failure", failures, &mode))
         r->on_failure = (enum sy_redis_failure)mode;

@@ -29,6 +29,14 @@ struct sy_header_out;   /* response headers a module adds */
 enum sy_phase_result {
     SY_PHASE_CONTINUE,  /* the next module, then the next phase */
     SY_PHASE_DONE,      /* the module answered the request (sy_req_respond) */
+    /*
+     * on_route only: the module waits for something (a Redis reply) and
+     * will, later and on the request's worker, either answer the request
+     * (sy_req_respond) or let it go on (sy_req_resume). Meanwhile the
+     * request may end (its client closed): then on_abandon runs instead,
+     * and the module must call neither.
+     */
+    SY_PHASE_WAIT,
 };
 
 struct sy_module {
@@ -50,6 +58,8 @@ struct sy_module {
     enum sy_phase_result (*on_client)(struct sy_request *req, void *state, void *scratch);
     /* After routing, before the split: the route's own policies. */
     enum sy_phase_result (*on_route)(struct sy_request *req, void *state, void *scratch);
+    /* A request this module waits on (SY_PHASE_WAIT) ended: forget it. */
+    void (*on_abandon)(struct sy_request *req, void *state, void *scratch);
     /* The app's response head goes to the client: headers to add. */
     void (*on_response)(struct sy_request *req, void *state, void *scratch,
                         struct sy_header_out *out);

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <netinet/in.h>
@@ -15,6 +16,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "redis.h"
 #include "worker.h"
 
 #define ACCEPTS_PER_EVENT 64
@@ -105,6 +107,26 @@ void sy_worker_conf_release(struct sy_worker *w, struct sy_conf *conf)
         collect_uses(w);
 }
 
+/*
+ * The worker's Redis connection follows the snapshot: made when "redis"
+ * appears, reconnected when its url changes, closed when it goes. Its
+ * first connect runs from the worker's loop, on the worker's thread.
+ */
+static void adopt_redis(struct sy_worker *w, const struct sy_conf *conf)
+{
+    char who[32];
+
+    if (!conf->redis.enabled) {
+        sy_redis_free(w->redis);
+        w->redis = NULL;
+    } else if (w->redis) {
+        sy_redis_configure(w->redis, &conf->redis);
+    } else {
+        snprintf(who, sizeof(who), "worker %u", w->id);
+        w->redis = sy_redis_new(w->base, who, &conf->redis);
+    }
+}
+
 /* Returns -1 when out of memory: the worker then keeps its current snapshot. */
 static int adopt_conf(struct sy_worker *w, struct sy_conf *conf)
 {
@@ -125,6 +147,7 @@ static int adopt_conf(struct sy_worker *w, struct sy_conf *conf)
      */
     uint32_t cap = (uint32_t)conf->limits.max_header_bytes + SY_BUF_BODY_ROOM;
     sy_buf_pool_set_cap(&w->bufs, cap < 16384 ? 16384 : cap);
+    adopt_redis(w, conf);
     collect_uses(w);
     return 0;
 }
@@ -406,6 +429,7 @@ void sy_worker_join_and_free(struct sy_worker *w)
     struct sy_conf *pending = atomic_exchange(&w->next_conf, NULL);
     if (pending)
         sy_conf_unref(pending);
+    sy_redis_free(w->redis);    /* after the protocol's fini: no request waits on it */
     for (size_t i = 0; i < w->nuses; i++)
         sy_conf_unref(w->uses[i].conf);
     free(w->uses);

@@ -21,6 +21,7 @@
 
 struct sy_worker;
 struct sy_http_worker;          /* owned by the protocol layer */
+struct sy_redis;                /* redis.h */
 
 struct sy_worker_hooks {
     int (*init)(struct sy_worker *w);
@@ -85,6 +86,7 @@ struct sy_worker {
 
     struct sy_buf_pool bufs;
     struct sy_http_worker *http;
+    struct sy_redis *redis;     /* this worker's Redis connection; NULL without "redis" */
 };
 
 /*

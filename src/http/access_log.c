@@ -50,8 +50,8 @@ void sy_access_log(const struct sy_request *req)
 {
     char buf[LINE_MAX_BYTES], ts[32];
     struct sy_jline l = {buf, buf + sizeof(buf) - 1, false};
-    const char *data = req->client->in ? req->client->in->data : "";
-    bool parsed = req->head.head_len > 0;
+    const char *data = req->in ? req->in->data : "";
+    bool parsed = req->in && req->head.head_len > 0;
     int64_t end_us = sy_now_us();
 
     if (!sy_log_enabled(SY_LOG_ACCESS))
@@ -117,6 +117,8 @@ void sy_access_log(const struct sy_request *req)
     SY_JL_LIT(&l, ",\"proto\":");
     if (req->websocket && req->status == 101)
         sy_jl_cstr(&l, "websocket");
+    else if (req->ds->proto)
+        sy_jl_cstr(&l, req->ds->proto);
     else
         sy_jl_cstr(&l, req->head.version_minor == 0 && parsed ? "http/1.0" : "http/1.1");
     SY_JL_LIT(&l, "}\n");

@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /*
- * conn.c: client connections: accept, read a request head, hand the
- * request to the proxy, then keep the connection alive (holding no buffer
- * while idle), serve pipelined requests in order, or close it. Also the
- * responses the gateway writes itself (errors, 404).
+ * conn.c: client connections: accept, TLS handshake (ALPN h2 hands the
+ * connection to h2.c), read a request head, hand the request to the proxy,
+ * then keep the connection alive (holding no buffer while idle), serve
+ * pipelined requests in order, or close it. The HTTP/1.1 downstream calls
+ * (struct sy_downstream_ops) are here, and the responses the gateway
+ * writes itself (errors, 404) for either protocol.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -19,12 +21,14 @@
 #include "conn.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "h2.h"
 #include "http.h"
 #include "modules.h"
 #include "tls.h"
 
 static void client_on_read(evutil_socket_t fd, short what, void *arg);
 static void client_on_write(evutil_socket_t fd, short what, void *arg);
+static const struct sy_downstream_ops h1_downstream;
 
 static struct timeval ms_tv(int64_t ms)
 {
@@ -44,12 +48,12 @@ int sy_event_arm(struct event *ev, int64_t timeout_ms)
     return event_remove_timer(ev);
 }
 
-int sy_client_read_ready(struct sy_client *c, int64_t timeout_ms)
+static int client_read_ready(struct sy_client *c, int64_t timeout_ms)
 {
     return sy_io_wait(&c->io, &c->rev, EV_READ, timeout_ms);
 }
 
-int sy_client_write_ready(struct sy_client *c, int64_t timeout_ms)
+static int client_write_ready(struct sy_client *c, int64_t timeout_ms)
 {
     return sy_io_wait(&c->io, &c->req->client_wev, EV_WRITE, timeout_ms);
 }
@@ -68,7 +72,7 @@ static void destroy_request(struct sy_request *req)
     free(req);
 }
 
-static struct sy_request *request_new(struct sy_client *c)
+struct sy_request *sy_request_new(struct sy_client *c, const struct sy_downstream_ops *ds)
 {
     struct sy_http_worker *hw = c->hw;
     struct sy_request *req = hw->free_requests;
@@ -111,6 +115,7 @@ static struct sy_request *request_new(struct sy_client *c)
     req->extra = extra;
     req->extra_cap = extra_cap;
     req->client = c;
+    req->ds = ds;
     req->hw = hw;
     req->state = SY_REQ_READING_HEAD;
     req->start_us = sy_now_us();
@@ -168,6 +173,7 @@ static void dispatch(struct sy_client *c)
     c->state = SY_CLIENT_BUSY;
     sy_event_arm(&c->rev, 0);   /* stays registered (no epoll_ctl); the head timeout goes */
     req->client_keepalive = req->head.keep_alive && !c->hw->draining;
+    req->in = c->in;
     sy_proxy_start(req);
 }
 
@@ -178,15 +184,19 @@ static void security_bad_request(const struct sy_request *req, const char *reaso
     sy_log_security("bad_request", req->peer_ip, "", reason, &status_field, 1);
 }
 
-static void reject_head(struct sy_client *c, int status, const char *reason)
+void sy_request_reject(struct sy_request *req, int status, const char *reason)
 {
-    struct sy_request *req = c->req;
-
-    c->state = SY_CLIENT_BUSY;
-    event_del(&c->rev);
     security_bad_request(req, reason, status);
     req->client_keepalive = false;
     sy_respond_local(req, status, reason);
+}
+
+static void reject_head(struct sy_client *c, int status, const char *reason)
+{
+    c->state = SY_CLIENT_BUSY;
+    event_del(&c->rev);
+    c->req->in = c->in;
+    sy_request_reject(c->req, status, reason);
 }
 
 static int parse_head(struct sy_client *c)
@@ -224,7 +234,7 @@ static void read_head(struct sy_client *c)
         return;
     }
     if (!c->req) {
-        if (!(c->req = request_new(c))) {
+        if (!(c->req = sy_request_new(c, &h1_downstream))) {
             sy_client_close(c);
             return;
         }
@@ -241,7 +251,7 @@ static void read_head(struct sy_client *c)
         }
         if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
             int64_t left = c->head_deadline_ms - sy_worker_now_ms(hw->w);
-            sy_client_read_ready(c, left > 0 ? left : 1);
+            client_read_ready(c, left > 0 ? left : 1);
             return;
         }
         /* EOF or error between requests is a normal close; inside a head it is an abort. */
@@ -297,23 +307,29 @@ static void ensure_request_id(struct sy_request *req)
 
 static void continue_local(struct sy_request *req)
 {
-    struct sy_client *c = req->client;
-    ssize_t n = sy_iovq_write(&req->out, &c->io);
+    int rc = req->ds->send_head(req);
 
-    if (n < 0 && errno == EAGAIN) {
-        sy_client_write_ready(c, req->conf->limits.client_body_timeout_ms);
+    if (rc == 0)
         return;
-    }
-    if (n < 0)
+    if (rc < 0)
         req->client_keepalive = false;
-    sy_client_request_done(req);
+    req->ds->done(req);
+}
+
+void sy_request_writable(struct sy_request *req)
+{
+    if (req->state == SY_REQ_LOCAL_RESPONSE)
+        continue_local(req);
+    else
+        sy_proxy_on_client_writable(req);
 }
 
 /*
  * The head of a local response into req->extra, then the body: copied
  * after the head when copy (a small one), else queued as it is (the
- * caller keeps it in place until the request ends). A HEAD request gets
- * the head only, with the Content-Length the body would have had. The
+ * caller keeps it in place until the request ends); either way the body
+ * is an iovec of its own, as framed_body needs. A HEAD request gets the
+ * head only, with the Content-Length the body would have had. The
  * connection is kept only when the request was read to its end.
  */
 static void respond(struct sy_request *req, int status, const char *reason,
@@ -341,7 +357,7 @@ static void respond(struct sy_request *req, int status, const char *reason,
     if (req->extra_cap < need) {
         char *p = realloc(req->extra, need);
         if (!p) {
-            sy_client_close(req->client);
+            req->ds->abort(req);
             return;
         }
         req->extra = p;
@@ -354,20 +370,22 @@ static void respond(struct sy_request *req, int status, const char *reason,
                         content_type ? content_type : "", content_type ? "\r\n" : "", framing,
                         req->request_id, headers, req->client_keepalive ? "keep-alive" : "close");
     size_t len = (size_t)hlen;
-    if (copy && !head_only) {
+    if (head_only)
+        blen = 0;
+    if (copy) {
         memcpy(req->extra + len, body, blen);
-        len += blen;
+        body = req->extra + len;
     }
-    req->extra_len = len;
+    req->extra_len = len + (copy ? blen : 0);
     req->status = status;
     req->error_reason = reason;
     req->state = SY_REQ_LOCAL_RESPONSE;
     req->response_started = true;
     req->out.n = req->out.pos = 0;
-    req->bytes_out += (uint64_t)len + (copy || head_only ? 0 : blen);
+    req->bytes_out += (uint64_t)len + blen;
     if (sy_iovq_push(&req->out, req->extra, len) < 0 ||
-        (!copy && !head_only && sy_iovq_push(&req->out, body, blen) < 0)) {
-        sy_client_close(req->client);
+        sy_iovq_push(&req->out, body, blen) < 0) {
+        req->ds->abort(req);
         return;
     }
     continue_local(req);
@@ -409,7 +427,7 @@ void sy_respond_local_body(struct sy_request *req, int status, const char *conte
 #define LINGER_MS        2000
 #define LINGER_MAX_BYTES (8u << 20)
 
-static void linger(struct sy_client *c)
+void sy_client_linger(struct sy_client *c)
 {
     c->state = SY_CLIENT_LINGERING;
     c->head_deadline_ms = sy_worker_now_ms(c->hw->w) + LINGER_MS;
@@ -450,7 +468,7 @@ static void go_idle(struct sy_client *c)
     sy_buf_put(&c->hw->w->bufs, c->in);
     c->in = NULL;
     c->state = SY_CLIENT_IDLE;
-    sy_client_read_ready(c, c->hw->w->conf->limits.keepalive_timeout_ms);
+    client_read_ready(c, c->hw->w->conf->limits.keepalive_timeout_ms);
 }
 
 /*
@@ -472,6 +490,32 @@ static void record_request(const struct sy_request *req, bool cut_short)
                               req->status >= 500 || cut_short);
 }
 
+void sy_request_log_end(struct sy_request *req, bool aborted)
+{
+    if (req->state == SY_REQ_READING_HEAD || req->state == SY_REQ_DONE)
+        return;
+    if (aborted) {
+        sy_proxy_abort(req);
+        if (!req->status)
+            req->status = 499;      /* client closed first, as nginx logs it */
+    }
+    ensure_request_id(req);
+    req->state = SY_REQ_DONE;
+    sy_access_log(req);
+    record_request(req, aborted && req->response_started && req->status != 101);
+}
+
+void sy_request_free(struct sy_request *req)
+{
+    request_free(req);
+}
+
+void sy_request_end(struct sy_request *req, bool aborted)
+{
+    sy_request_log_end(req, aborted);
+    request_free(req);
+}
+
 void sy_client_request_done(struct sy_request *req)
 {
     struct sy_client *c = req->client;
@@ -480,16 +524,12 @@ void sy_client_request_done(struct sy_request *req)
     bool unread_input = !req->req_relay.complete;
     uint32_t consumed = req->req_relay.scan ? req->req_relay.scan : req->head.head_len;
 
-    ensure_request_id(req);
-    req->state = SY_REQ_DONE;
-    sy_access_log(req);
-    record_request(req, false);
     c->req = NULL;
     c->requests++;
-    request_free(req);
+    sy_request_end(req, false);
     if (!keep) {
         if (unread_input && !c->hw->draining)
-            linger(c);
+            sy_client_linger(c);
         else
             sy_client_close(c);
         return;
@@ -512,17 +552,11 @@ void sy_client_close(struct sy_client *c)
 
     if (c->req) {
         struct sy_request *req = c->req;
-        if (req->state != SY_REQ_READING_HEAD) {
-            sy_proxy_abort(req);
-            ensure_request_id(req);
-            if (!req->status)
-                req->status = 499;      /* client closed first, as nginx logs it */
-            sy_access_log(req);
-            record_request(req, req->response_started && req->status != 101);
-        }
         c->req = NULL;
-        request_free(req);
+        sy_request_end(req, true);
     }
+    if (c->h2)
+        sy_h2_free(c);          /* its streams' requests end as aborted */
     event_del(&c->rev);
     sy_io_close(&c->io);
     sy_buf_put(&hw->w->bufs, c->in);
@@ -532,6 +566,96 @@ void sy_client_close(struct sy_client *c)
     sy_worker_connection_closed(hw->w, &c->peer.sa);
     free(c);
 }
+
+/* ---- the HTTP/1.1 downstream -------------------------------------------- */
+
+/* The response head as queued, body bytes behind it: one writev (framed_body false). */
+static int h1_send_head(struct sy_request *req)
+{
+    struct sy_client *c = req->client;
+
+    if (sy_iovq_write(&req->out, &c->io) == 0)
+        return 1;
+    if (errno != EAGAIN)
+        return -1;
+    client_write_ready(c, req->conf->limits.client_body_timeout_ms);
+    return 0;
+}
+
+static ssize_t h1_send_body(struct sy_request *req, const char *p, size_t len)
+{
+    struct sy_client *c = req->client;
+    ssize_t n = sy_io_write(&c->io, p, len);
+
+    if (n > 0)
+        return n;
+    if (n < 0 && errno == EAGAIN) {
+        client_write_ready(c, req->conf->limits.client_body_timeout_ms);
+        return 0;
+    }
+    return -1;
+}
+
+static ssize_t h1_read_body(struct sy_request *req)
+{
+    struct sy_client *c = req->client;
+    ssize_t n = sy_io_read(&c->io, c->in->data + c->in->end, sy_buf_room(c->in));
+
+    if (n > 0) {
+        c->in->end += (uint32_t)n;
+        return n;
+    }
+    if (n < 0 && errno == EAGAIN) {
+        client_read_ready(c, req->conf->limits.client_body_timeout_ms);
+        return 0;
+    }
+    return -1;                  /* the client went away in the middle of its body */
+}
+
+/* 100-continue is answered when the app is connected and the body is wanted. */
+static int h1_send_continue(struct sy_request *req)
+{
+    static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    struct sy_client *c = req->client;
+
+    if (!req->head.expect_continue || c->in->end > req->head.head_len)
+        return 0;
+    ssize_t n = sy_io_write(&c->io, cont, sizeof(cont) - 1);
+    return n == (ssize_t)sizeof(cont) - 1 ? 0 : -1;
+}
+
+static void h1_pause(struct sy_request *req, short what)
+{
+    if (what & EV_READ)
+        event_del(&req->client->rev);
+    if (what & EV_WRITE)
+        event_del(&req->client_wev);
+}
+
+static void h1_body_read(struct sy_request *req)
+{
+    /* the read event stays registered (no epoll_ctl), without the body's timeout */
+    if (event_pending(&req->client->rev, EV_READ, NULL))
+        event_remove_timer(&req->client->rev);
+}
+
+static void h1_abort(struct sy_request *req)
+{
+    sy_client_close(req->client);
+}
+
+static const struct sy_downstream_ops h1_downstream = {
+    .proto = NULL,
+    .framed_body = false,
+    .send_head = h1_send_head,
+    .send_body = h1_send_body,
+    .read_body = h1_read_body,
+    .send_continue = h1_send_continue,
+    .pause = h1_pause,
+    .body_read = h1_body_read,
+    .done = sy_client_request_done,
+    .abort = h1_abort,
+};
 
 /* ---- TLS handshake ------------------------------------------------------ */
 
@@ -543,6 +667,11 @@ static void handshake(struct sy_client *c)
 
     if (st == SY_TLS_OK) {
         c->state = SY_CLIENT_IDLE;
+        const char *alpn = sy_tls_alpn(sy_io_tls(&c->io));
+        if (alpn && strcmp(alpn, "h2") == 0) {
+            sy_h2_start(c);
+            return;
+        }
         if (sy_tls_pending(sy_io_tls(&c->io))) {
             read_head(c);
             return;
@@ -551,7 +680,7 @@ static void handshake(struct sy_client *c)
     if (st != SY_TLS_ERROR) {
         /* the first request is due by the same deadline */
         int64_t left = c->head_deadline_ms - sy_worker_now_ms(c->hw->w);
-        if (sy_client_read_ready(c, left > 0 ? left : 1) < 0)
+        if (client_read_ready(c, left > 0 ? left : 1) < 0)
             sy_client_close(c);
         return;
     }
@@ -606,6 +735,9 @@ static void client_on_read(evutil_socket_t fd, short what, void *arg)
         else
             linger_read(c);
         return;
+    case SY_CLIENT_H2:
+        sy_h2_on_read(c, what);
+        return;
     }
 }
 
@@ -620,10 +752,7 @@ static void client_on_write(evutil_socket_t fd, short what, void *arg)
         sy_client_close(c);
         return;
     }
-    if (c->req->state == SY_REQ_LOCAL_RESPONSE)
-        continue_local(c->req);
-    else
-        sy_proxy_on_client_writable(c->req);
+    sy_request_writable(c->req);
 }
 
 static void http_accept(struct sy_worker *w, int fd, const struct sockaddr *peer,
@@ -668,7 +797,7 @@ static void http_accept(struct sy_worker *w, int fd, const struct sockaddr *peer
      */
     event_assign(&c->rev, w->base, fd, EV_READ | EV_PERSIST, client_on_read, c);
     /* The first request must arrive within the header timeout. */
-    sy_client_read_ready(c, w->conf->limits.client_header_timeout_ms);
+    client_read_ready(c, w->conf->limits.client_header_timeout_ms);
 }
 
 /* ---- worker hooks ------------------------------------------------------- */
@@ -714,6 +843,12 @@ static void http_drain(struct sy_worker *w, bool close_idle)
     hw->draining = true;
     hw->drain_closes_idle = close_idle;
     sy_upstream_close_all_idle(hw);
+    /* HTTP/2 either way: GOAWAY, streams in flight finish, then the connection closes */
+    for (struct sy_client *c = hw->clients.next, *next; c != &hw->clients; c = next) {
+        next = c->next;
+        if (c->state == SY_CLIENT_H2)
+            sy_h2_drain(c);
+    }
     if (!close_idle)
         return;         /* each closes after its next response, or idle at keepalive_timeout_ms */
     for (struct sy_client *c = hw->clients.next, *next; c != &hw->clients; c = next) {
@@ -801,7 +936,7 @@ int sy_http_prepare_conf(struct sy_conf *conf, unsigned nworkers, char *err, siz
         struct sy_listen l = conf->listen[i];
         if (!l.tls)
             continue;
-        l.http2 = false;        /* not served yet: ALPN offers http/1.1 only */
+        l.http2 = l.http2 && SY_HAVE_NGHTTP2;   /* ALPN offers h2 only when built with it */
         if (!(conf->listen[i].tls_server = sy_tls_server_new(&l, why, sizeof(why)))) {
             snprintf(err, errlen, "%s: listen[%zu].%s", conf->file, i, why);
             return -1;

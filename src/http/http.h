@@ -1,11 +1,14 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * http.h: the HTTP layer's own types. A client connection (struct
- * sy_client) carries one request at a time (struct sy_request); the request
- * owns everything about one exchange - its snapshot, head, route, upstream
- * connection and relays - so that another protocol can carry requests too.
+ * sy_client) carries one request at a time (struct sy_request) over
+ * HTTP/1.1, or many over HTTP/2 (h2.c, one per stream); the request owns
+ * everything about one exchange - its snapshot, head, route, upstream
+ * connection and relays - and reaches its client only through its
+ * downstream calls (struct sy_downstream_ops).
  * Ownership: the worker's sy_http_worker owns clients, idle upstream
- * connections and freelists; a client owns its current request.
+ * connections and freelists; an HTTP/1.1 client owns its current request,
+ * an HTTP/2 connection its streams and their requests.
  */
 #ifndef SY_HTTP_HTTP_H
 #define SY_HTTP_HTTP_H
@@ -29,6 +32,8 @@
 struct sy_request;
 struct sy_worker_metrics;
 struct sy_gzip;
+struct sy_h2_conn;
+struct sy_h2_stream;
 
 /* A request id from a trusted proxy is kept up to this length. */
 #define SY_REQUEST_ID_MAX 128
@@ -60,6 +65,7 @@ enum sy_client_state {
     SY_CLIENT_READING_HEAD,
     SY_CLIENT_BUSY,             /* a request is being served */
     SY_CLIENT_LINGERING,        /* response sent, discarding unread input before close */
+    SY_CLIENT_H2,               /* HTTP/2 (ALPN h2): streams are requests (h2.c) */
 };
 
 /*
@@ -72,7 +78,8 @@ struct sy_client {
     struct sy_http_worker *hw;
     enum sy_client_state state;
     struct sy_buf *in;
-    struct sy_request *req;
+    struct sy_request *req;     /* HTTP/1.1 only */
+    struct sy_h2_conn *h2;      /* SY_CLIENT_H2: the session and its streams */
     struct sy_client *prev, *next;   /* the worker's list, for drain */
     union {
         struct sockaddr sa;
@@ -87,6 +94,7 @@ struct sy_client {
 
 enum sy_req_state {
     SY_REQ_READING_HEAD,
+    SY_REQ_WAITING_MODULE,      /* a module waits (SY_PHASE_WAIT), on Redis say */
     SY_REQ_CONNECTING,          /* waiting for the upstream connect */
     SY_REQ_SENDING_HEAD,        /* request head to the upstream */
     SY_REQ_SENDING_BODY,        /* request body to the upstream */
@@ -154,15 +162,55 @@ struct sy_iovq {
     int n, cap, pos;
 };
 
+/*
+ * The downstream side of a request: what carries it from and to its
+ * client. An HTTP/1.1 connection (conn.c) carries one request at a time,
+ * an HTTP/2 stream (h2.c) one of many; the proxy and the gateway's own
+ * responses reach the client only through these calls. Heads cross as
+ * HTTP/1.1 text in req->out (the proxy builds them so, h2.c translates),
+ * bodies as bytes. A call that waits arms its own wake-up: the request
+ * then hears sy_proxy_on_client_readable() or sy_request_writable(), or
+ * sy_proxy_on_client_timeout(). A call that fails (-1) leaves the request
+ * alive: the caller ends it with abort.
+ */
+struct sy_downstream_ops {
+    const char *proto;          /* the access log's "proto"; NULL: the request line's version */
+    /*
+     * The protocol frames bodies itself (HTTP/2): the response body goes as
+     * plain data (never chunked, never queued behind the head) and the
+     * request body comes chunked when its length is unknown.
+     */
+    bool framed_body;
+    /* req->out from its pos (unless framed_body, body bytes follow the head): 1 sent, 0 waiting */
+    int (*send_head)(struct sy_request *req);
+    /* Response body bytes: how many were taken (> 0), or 0 waiting, -1 the client is gone. */
+    ssize_t (*send_body)(struct sy_request *req, const char *p, size_t len);
+    /* Request body bytes into req->in behind in->end: how many (> 0), 0 waiting, -1 gone. */
+    ssize_t (*read_body)(struct sy_request *req);
+    /* An interim 100 (Continue) when the client waits for one before its body; -1 gone. */
+    int (*send_continue)(struct sy_request *req);
+    /* Stops waiting on the client for EV_READ or EV_WRITE: the app is the one to wait for. */
+    void (*pause)(struct sy_request *req, short what);
+    /* The request body is all read: its timeout no longer applies. */
+    void (*body_read)(struct sy_request *req);
+    /* The response went out whole: log the request, then keep or close the connection. */
+    void (*done)(struct sy_request *req);
+    /* Gives up: closes the connection (HTTP/1.1) or resets the stream (HTTP/2); logs it. */
+    void (*abort)(struct sy_request *req);
+};
+
 struct sy_request {
     enum sy_req_state state;
-    struct sy_client *client;
+    const struct sy_downstream_ops *ds;
+    struct sy_client *client;   /* the connection that carries it (HTTP/2: one of many) */
+    struct sy_h2_stream *stream;    /* HTTP/2: its stream (h2.c); NULL on HTTP/1.1 */
+    struct sy_buf *in;          /* its head and body bytes: client->in on HTTP/1.1 */
     struct sy_http_worker *hw;
     struct sy_conf *conf;       /* the snapshot this request started on */
-    struct event client_wev;    /* the client socket's write event */
+    struct event client_wev;    /* HTTP/1.1: the socket's write event; HTTP/2: the stream's timer */
     char peer_ip[48];           /* the client socket's peer, as text */
 
-    struct sy_http_head head;   /* request head, spans into client->in */
+    struct sy_http_head head;   /* request head, spans into in */
     struct sy_header *headers;  /* capacity max_headers */
     uint32_t headers_cap;
 
@@ -177,7 +225,7 @@ struct sy_request {
     int attempts;
 
     struct sy_upstream *up;
-    struct sy_relay req_relay;  /* request body, in client->in */
+    struct sy_relay req_relay;  /* request body, in in */
     struct sy_relay resp_relay; /* response body, in up->in */
     struct sy_http_head resp;   /* response head, spans into up->in */
     struct sy_header *resp_headers;
@@ -206,6 +254,7 @@ struct sy_request {
     int64_t start_wall_ms;
     int64_t response_deadline_ms;   /* the app's response head is due by then */
     struct sy_request *next_free;
+    uint8_t waiting_module;     /* SY_REQ_WAITING_MODULE: the module's index (modules.c) */
     /* the modules' scratch (sy_module.h), zeroed when a request starts */
     unsigned char module_scratch[SY_MODULE_SCRATCH_MAX] __attribute__((aligned(8)));
 };
@@ -238,10 +287,30 @@ int sy_event_arm(struct event *ev, int64_t timeout_ms);
 
 /* conn.c */
 void sy_request_new_id(struct sy_request *req);
+/* A request on c, carried as ds says; NULL when memory is short. */
+struct sy_request *sy_request_new(struct sy_client *c, const struct sy_downstream_ops *ds);
+/*
+ * The end of a request, whichever way: logged (access log, metrics, rollout
+ * samples) unless it ended while its head was read, then freed. aborted:
+ * the client went away or gave up, or the response was cut short (the
+ * upstream side is let go). sy_request_log_end logs once (state DONE);
+ * HTTP/2 frees later, when its stream closes.
+ */
+void sy_request_end(struct sy_request *req, bool aborted);
+void sy_request_log_end(struct sy_request *req, bool aborted);
+void sy_request_free(struct sy_request *req);
+/* The client can take more of a response (the downstream's wake-up). */
+void sy_request_writable(struct sy_request *req);
+/* A request head the gateway refuses: a security-log line and a local answer. */
+void sy_request_reject(struct sy_request *req, int status, const char *reason);
 void sy_client_request_done(struct sy_request *req);
 void sy_client_close(struct sy_client *c);
-int sy_client_write_ready(struct sy_client *c, int64_t timeout_ms);
-int sy_client_read_ready(struct sy_client *c, int64_t timeout_ms);
+/*
+ * Closes our side (shutdown) and discards what still arrives for a
+ * bounded time before closing: the last bytes sent (a response, a GOAWAY)
+ * are not destroyed by a reset for unread input (RFC 9112 9.6).
+ */
+void sy_client_linger(struct sy_client *c);
 void sy_respond_local(struct sy_request *req, int status, const char *reason);
 /* The same with headers ("Name: value\r\n" lines) before Connection. */
 void sy_respond_local_with(struct sy_request *req, int status, const char *reason,
@@ -252,6 +321,8 @@ void sy_respond_local_body(struct sy_request *req, int status, const char *conte
 
 /* proxy.c */
 void sy_proxy_start(struct sy_request *req);
+/* After the route's modules let it through (at once, or resumed): split, balance, connect. */
+void sy_proxy_continue(struct sy_request *req);
 void sy_proxy_abort(struct sy_request *req);
 void sy_proxy_on_client_readable(struct sy_request *req);
 void sy_proxy_on_client_writable(struct sy_request *req);

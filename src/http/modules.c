@@ -87,26 +87,58 @@ void sy_modules_release(struct sy_conf *conf)
 
 /* ---- request phases ---- */
 
-static enum sy_phase_result run(struct sy_request *req, size_t hook)
+/* The phase's hooks from module `from` on; a module that waits is remembered. */
+static enum sy_phase_result run(struct sy_request *req, size_t hook, size_t from)
 {
-    for (size_t i = 0; i < NMODULES; i++) {
+    for (size_t i = from; i < NMODULES; i++) {
         enum sy_phase_result (*fn)(struct sy_request *, void *, void *) =
             hook == 0 ? modules[i]->on_client : modules[i]->on_route;
-        if (fn && fn(req, req->conf->module_state[i], req->module_scratch + scratch_at[i]) ==
-                      SY_PHASE_DONE)
-            return SY_PHASE_DONE;
+        enum sy_phase_result r = fn ? fn(req, req->conf->module_state[i],
+                                          req->module_scratch + scratch_at[i])
+                                    : SY_PHASE_CONTINUE;
+        if (r == SY_PHASE_WAIT && hook == 1) {
+            req->waiting_module = (uint8_t)i;
+            req->state = SY_REQ_WAITING_MODULE;
+        }
+        if (r != SY_PHASE_CONTINUE)
+            return r;
     }
     return SY_PHASE_CONTINUE;
 }
 
 enum sy_phase_result sy_modules_client(struct sy_request *req)
 {
-    return run(req, 0);     /* the scratch was zeroed with the request */
+    return run(req, 0, 0);  /* the scratch was zeroed with the request */
 }
 
 enum sy_phase_result sy_modules_route(struct sy_request *req)
 {
-    return run(req, 1);
+    return run(req, 1, 0);
+}
+
+/*
+ * A waiting module lets the request go on: the rest of on_route, then the
+ * proxy, in the state sy_proxy_start runs the phases in.
+ */
+void sy_req_resume(struct sy_request *req)
+{
+    if (req->state != SY_REQ_WAITING_MODULE)
+        return;
+    req->state = SY_REQ_READING_HEAD;
+    if (run(req, 1, (size_t)req->waiting_module + 1) == SY_PHASE_CONTINUE)
+        sy_proxy_continue(req);
+}
+
+void sy_modules_abandon(struct sy_request *req)
+{
+    const struct sy_module *m;
+
+    if (req->state != SY_REQ_WAITING_MODULE)
+        return;
+    m = modules[req->waiting_module];
+    if (m->on_abandon)
+        m->on_abandon(req, req->conf->module_state[req->waiting_module],
+                      req->module_scratch + scratch_at[req->waiting_module]);
 }
 
 void sy_modules_response(struct sy_request *req, struct sy_header_out *out)
@@ -189,7 +221,7 @@ void sy_req_set_country(struct sy_request *req, const char *iso_code)
 
 const char *sy_req_header(const struct sy_request *req, const char *name, size_t *len)
 {
-    const char *data = req->client->in->data;
+    const char *data = req->in->data;
     size_t n = strlen(name);
 
     for (uint32_t i = 0; i < req->head.nheaders; i++) {
@@ -205,19 +237,19 @@ const char *sy_req_header(const struct sy_request *req, const char *name, size_t
 const char *sy_req_method(const struct sy_request *req, size_t *len)
 {
     *len = req->head.method_text.len;
-    return req->client->in->data + req->head.method_text.off;
+    return req->in->data + req->head.method_text.off;
 }
 
 const char *sy_req_host(const struct sy_request *req, size_t *len)
 {
     *len = req->head.host.len;
-    return req->client->in->data + req->head.host.off;
+    return req->in->data + req->head.host.off;
 }
 
 const char *sy_req_path(const struct sy_request *req, size_t *len)
 {
     *len = req->head.path.len;
-    return req->client->in->data + req->head.path.off;
+    return req->in->data + req->head.path.off;
 }
 
 const char *sy_req_id(const struct sy_request *req)
@@ -233,6 +265,11 @@ const struct sy_route *sy_req_route(const struct sy_request *req)
 struct sy_worker_metrics *sy_req_metrics(const struct sy_request *req)
 {
     return req->hw->metrics;
+}
+
+struct sy_redis *sy_req_redis(const struct sy_request *req)
+{
+    return req->hw->w->redis;
 }
 
 void sy_req_respond(struct sy_request *req, int status, const char *reason,

@@ -26,9 +26,14 @@ struct sy_header_out {
 int sy_modules_prepare(struct sy_conf *conf, char *err, size_t errlen);
 void sy_modules_release(struct sy_conf *conf);
 
-/* The phases: SY_PHASE_DONE when a module answered the request. */
+/*
+ * The phases: SY_PHASE_DONE when a module answered the request;
+ * sy_modules_route may also return SY_PHASE_WAIT (request.h, sy_req_resume).
+ */
 enum sy_phase_result sy_modules_client(struct sy_request *req);
 enum sy_phase_result sy_modules_route(struct sy_request *req);
+/* The request ends while a module waits on it (sy_proxy_abort): that module forgets it. */
+void sy_modules_abandon(struct sy_request *req);
 void sy_modules_response(struct sy_request *req, struct sy_header_out *out);
 
 /* Runs the modules' tick once a second. */

@@ -4,7 +4,9 @@
  * instance, connect (or reuse an idle connection), write the head as one
  * writev of spans of the client's own bytes plus the headers we add,
  * relay the bodies both ways with backpressure, and finish or fail.
- * proxy_step() is the one place that moves a request between states.
+ * proxy_step() is the one place that moves a request between states. The
+ * client is reached only through the request's downstream calls (req->ds,
+ * http.h): an HTTP/1.1 connection or an HTTP/2 stream, the same phases.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -47,8 +49,9 @@ static int read_response_head(struct sy_request *req, bool waiting);
 const char *sy_req_state_name(enum sy_req_state state)
 {
     static const char *const names[] = {
-        "reading_head", "connecting", "sending_head", "sending_body", "waiting_response",
-        "sending_response_head", "sending_response_body", "local_response", "tunnel", "done",
+        "reading_head", "waiting_module", "connecting", "sending_head", "sending_body",
+        "waiting_response", "sending_response_head", "sending_response_body", "local_response",
+        "tunnel", "done",
     };
     return names[state];
 }
@@ -137,7 +140,7 @@ static void find_client_ip(struct sy_request *req, const char *data)
 
 static void identify_client(struct sy_request *req)
 {
-    const char *data = req->client->in->data;
+    const char *data = req->in->data;
     const struct sy_http_head *h = &req->head;
 
     req->peer_trusted = trusted(req->conf, &req->client->peer.sa);
@@ -328,7 +331,7 @@ static int push_kept_lines(struct sy_iovq *q, const char *data, const struct sy_
 
 static int build_request_head(struct sy_request *req)
 {
-    const char *data = req->client->in->data;
+    const char *data = req->in->data;
     const struct sy_http_head *h = &req->head;
     struct sy_iovq *q = &req->out;
 
@@ -370,6 +373,8 @@ static enum sy_relay_mode response_relay_mode(struct sy_request *req)
     case SY_BODY_LENGTH:
         return SY_RELAY_LENGTH;
     case SY_BODY_CHUNKED:
+        if (req->ds->framed_body)
+            return SY_RELAY_DECHUNK;        /* HTTP/2 frames plain data itself */
         if (req->head.version_minor == 0) {
             req->client_keepalive = false;  /* HTTP/1.0: plain data, end at close */
             return SY_RELAY_DECHUNK;
@@ -397,12 +402,12 @@ static bool start_gzip(struct sy_request *req, enum sy_relay_mode *mode, int *et
 {
     const struct sy_http_head *r = &req->resp;
     struct sy_buf_pool *bufs = &req->hw->w->bufs;
-    bool chunked = req->head.version_minor == 1;
+    bool chunked = req->head.version_minor == 1 && !req->ds->framed_body;
     struct sy_buf *out;
 
     drop_gzip(req);             /* an earlier attempt's */
     if (!req->route->compress ||
-        !sy_compress_wanted(&req->head, req->client->in->data, r, req->up->in->data, etag))
+        !sy_compress_wanted(&req->head, req->in->data, r, req->up->in->data, etag))
         return false;
     if (!(out = sy_buf_get(bufs)))
         return false;           /* no memory: the body goes as it is */
@@ -413,7 +418,7 @@ static bool start_gzip(struct sy_request *req, enum sy_relay_mode *mode, int *et
     }
     if (*mode == SY_RELAY_CHUNKED)
         *mode = SY_RELAY_DECHUNK;
-    if (!chunked)
+    if (!chunked && !req->ds->framed_body)
         req->client_keepalive = false;
     return true;
 }
@@ -586,6 +591,7 @@ static void detach_upstream(struct sy_request *req, bool reusable)
 
 void sy_proxy_abort(struct sy_request *req)
 {
+    sy_modules_abandon(req);
     drop_gzip(req);
     sy_tunnel_abort(req);
     detach_upstream(req, false);
@@ -666,7 +672,7 @@ static void upstream_failed(struct sy_request *req, enum failure f, const char *
     }
     if (req->response_started) {
         req->client_keepalive = false;
-        sy_client_close(req->client);
+        req->ds->abort(req);
         return;
     }
     req->client_keepalive = req->client_keepalive && req->req_relay.complete;
@@ -739,7 +745,7 @@ static void up_on_read(evutil_socket_t fd, short what, void *arg)
             sy_log_error(SY_LOG_WARN, "proxy", "pool %s instance %s: response body timed out "
                          "(request %s)", req->pool->name, req->instance->addr.text, req->request_id);
             passive_failure(req, "response body timed out");
-            sy_client_close(req->client);
+            req->ds->abort(req);
         } else {
             upstream_failed(req, FAIL_TIMEOUT, "upstream timed out");
         }
@@ -753,7 +759,7 @@ static void up_on_read(evutil_socket_t fd, short what, void *arg)
          */
         if (read_response_head(req, false) <= 0)
             return;
-        event_del(&req->client->rev);
+        req->ds->pause(req, EV_READ);
         event_del(&up->wev);
         req->state = SY_REQ_WAITING_RESPONSE;
     }
@@ -791,7 +797,7 @@ static int begin_sending(struct sy_request *req)
     req->upstream_start_us = sy_now_us();
     if (build_request_head(req) < 0)
         return -1;
-    return queue_ready_body(&req->out, &req->req_relay, req->client->in);
+    return queue_ready_body(&req->out, &req->req_relay, req->in);
 }
 
 /*
@@ -978,7 +984,7 @@ void sy_proxy_start(struct sy_request *req)
 {
     const struct sy_http_head *h = &req->head;
     const struct sy_conf *conf = req->conf;
-    const char *data = req->client->in->data;
+    const char *data = req->in->data;
     uint64_t max_body = (uint64_t)conf->limits.max_body_bytes;
 
     sy_relay_init(&req->req_relay, request_relay_mode(h), h->content_length, h->head_len,
@@ -1005,8 +1011,16 @@ void sy_proxy_start(struct sy_request *req)
         return;
     }
     req->service = req->route->service;
-    if (sy_modules_route(req) == SY_PHASE_DONE)
+    if (sy_modules_route(req) != SY_PHASE_CONTINUE)     /* answered, or a module waits */
         return;
+    sy_proxy_continue(req);
+}
+
+void sy_proxy_continue(struct sy_request *req)
+{
+    const struct sy_http_head *h = &req->head;
+    const char *data = req->in->data;
+
     struct sy_split split = sy_split_pick(req->service, h, data, req->client_ip, &req->hw->rng);
     req->slot = split.slot;
     req->set_cookie = split.set_cookie;
@@ -1017,31 +1031,23 @@ void sy_proxy_start(struct sy_request *req)
 
 /* ---- moving bytes ------------------------------------------------------- */
 
-/* 100-continue is answered when the app is connected and the body is wanted. */
-static int send_continue(struct sy_request *req)
-{
-    static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-    struct sy_client *c = req->client;
-
-    req->continue_sent = true;
-    if (!req->head.expect_continue || c->in->end > req->head.head_len)
-        return 0;
-    ssize_t n = sy_io_write(&c->io, cont, sizeof(cont) - 1);
-    return n == (ssize_t)sizeof(cont) - 1 ? 0 : -1;
-}
-
-/* Returns 1 to go on, 0 when waiting for an event, -1 when the request ended. */
+/*
+ * Returns 1 to go on, 0 when waiting for an event, -1 when the request ended.
+ * 100-continue is answered when the app is connected and the body is wanted.
+ */
 static int relay_request_body(struct sy_request *req)
 {
-    struct sy_client *c = req->client;
     struct sy_relay *r = &req->req_relay;
 
-    if (!req->continue_sent && send_continue(req) < 0) {
-        sy_client_close(c);
-        return -1;
+    if (!req->continue_sent) {
+        req->continue_sent = true;
+        if (req->ds->send_continue(req) < 0) {
+            req->ds->abort(req);
+            return -1;
+        }
     }
     for (;;) {
-        enum sy_relay_status st = sy_relay_scan(r, c->in);
+        enum sy_relay_status st = sy_relay_scan(r, req->in);
         if (st == SY_RELAY_INVALID || st == SY_RELAY_TOO_LARGE) {
             req->client_keepalive = false;
             detach_upstream(req, false);
@@ -1050,9 +1056,10 @@ static int relay_request_body(struct sy_request *req)
             return -1;
         }
         if (sy_relay_pending(r)) {
-            ssize_t n = sy_io_write(&req->up->io, c->in->data + r->out_start, sy_relay_pending(r));
+            ssize_t n = sy_io_write(&req->up->io, req->in->data + r->out_start,
+                                    sy_relay_pending(r));
             if (n < 0 && errno == EAGAIN) {
-                event_del(&c->rev);
+                req->ds->pause(req, EV_READ);
                 up_wait_write(req, req->pool->read_timeout_ms);
                 up_wait_read(req, 0);
                 return 0;
@@ -1066,19 +1073,16 @@ static int relay_request_body(struct sy_request *req)
         }
         if (r->complete)
             return 1;
-        sy_relay_rewind(r, c->in);
-        ssize_t n = sy_io_read(&c->io, c->in->data + c->in->end, sy_buf_room(c->in));
-        if (n > 0) {
-            c->in->end += (uint32_t)n;
+        sy_relay_rewind(r, req->in);
+        ssize_t n = req->ds->read_body(req);
+        if (n > 0)
             continue;
-        }
-        if (n < 0 && errno == EAGAIN) {
+        if (n == 0) {
             event_del(&req->up->wev);
-            sy_client_read_ready(c, req->conf->limits.client_body_timeout_ms);
             up_wait_read(req, 0);
             return 0;
         }
-        sy_client_close(c);     /* the client went away in the middle of its body */
+        req->ds->abort(req);    /* the client went away in the middle of its body */
         return -1;
     }
 }
@@ -1159,7 +1163,7 @@ static void bad_response_body(struct sy_request *req, const char *why)
     sy_log_error(SY_LOG_WARN, "proxy", "pool %s instance %s: bad response body: %s "
                  "(request %s)", req->pool->name, req->instance->addr.text, why,
                  req->request_id);
-    sy_client_close(req->client);
+    req->ds->abort(req);
 }
 
 /*
@@ -1169,16 +1173,14 @@ static void bad_response_body(struct sy_request *req, const char *why)
  */
 static ssize_t body_to_client(struct sy_request *req, const char *p, size_t len)
 {
-    struct sy_client *c = req->client;
-    ssize_t n = sy_io_write(&c->io, p, len);
+    ssize_t n = req->ds->send_body(req, p, len);
 
-    if (n < 0 && errno == EAGAIN) {
+    if (n == 0) {
         event_del(&req->up->rev);
-        sy_client_write_ready(c, req->conf->limits.client_body_timeout_ms);
         return 0;
     }
     if (n < 0) {
-        sy_client_close(c);
+        req->ds->abort(req);
         return -1;
     }
     req->bytes_out += (uint64_t)n;
@@ -1207,13 +1209,13 @@ static int body_from_app(struct sy_request *req)
         return 1;
     sy_log_error(SY_LOG_WARN, "proxy", "pool %s instance %s: %s (request %s)",
                  req->pool->name, req->instance->addr.text, r->error, req->request_id);
-    sy_client_close(req->client);
+    req->ds->abort(req);
     return -1;
 }
 
 static void wait_for_app(struct sy_request *req)
 {
-    event_del(&req->client_wev);
+    req->ds->pause(req, EV_WRITE);
     up_wait_read(req, req->pool->read_timeout_ms);
 }
 
@@ -1323,7 +1325,7 @@ static void finish(struct sy_request *req)
         req->client_keepalive = false;
     drop_gzip(req);
     detach_upstream(req, reusable);
-    sy_client_request_done(req);
+    req->ds->done(req);
 }
 
 /*
@@ -1353,8 +1355,7 @@ static void proxy_step(struct sy_request *req)
             if ((rc = relay_request_body(req)) <= 0)
                 return;
             event_del(&req->up->wev);
-            if (event_pending(&req->client->rev, EV_READ, NULL))
-                event_remove_timer(&req->client->rev);  /* the body timeout no longer applies */
+            req->ds->body_read(req);    /* the body timeout no longer applies */
             req->request_sent = true;
             req->state = SY_REQ_WAITING_RESPONSE;
             req->response_deadline_ms = sy_worker_now_ms(req->hw->w) + req->pool->read_timeout_ms;
@@ -1374,20 +1375,19 @@ static void proxy_step(struct sy_request *req)
                 sy_live_success(req->instance, sy_worker_now_ms(req->hw->w));
             /* a gzip body is not sent with the head: it goes through zlib first */
             if (build_response_head(req) < 0 ||
-                (!req->gzip && queue_ready_body(&req->out, &req->resp_relay, req->up->in) < 0)) {
+                (!req->gzip && !req->ds->framed_body &&
+                 queue_ready_body(&req->out, &req->resp_relay, req->up->in) < 0)) {
                 upstream_failed(req, FAIL_BAD_RESPONSE, "out of memory");
                 return;
             }
             req->state = SY_REQ_SENDING_RESPONSE_HEAD;
             break;
         case SY_REQ_SENDING_RESPONSE_HEAD:
-            if (sy_iovq_write(&req->out, &req->client->io) < 0) {
-                if (errno == EAGAIN) {
+            if ((rc = req->ds->send_head(req)) <= 0) {
+                if (rc == 0)
                     event_del(&req->up->rev);   /* backpressure: stop reading the app */
-                    sy_client_write_ready(req->client, req->conf->limits.client_body_timeout_ms);
-                    return;
-                }
-                sy_client_close(req->client);
+                else
+                    req->ds->abort(req);
                 return;
             }
             req->bytes_out += sy_relay_pending(&req->resp_relay);
@@ -1417,7 +1417,7 @@ void sy_proxy_on_client_readable(struct sy_request *req)
     else if (req->state == SY_REQ_SENDING_BODY)
         proxy_step(req);
     else
-        event_del(&req->client->rev);   /* pipelined bytes or a close: read them later */
+        req->ds->pause(req, EV_READ);   /* pipelined bytes or a close: read them later */
 }
 
 void sy_proxy_on_client_writable(struct sy_request *req)
@@ -1437,5 +1437,5 @@ void sy_proxy_on_client_timeout(struct sy_request *req, short what)
         sy_respond_local(req, 408, "client body timeout");
         return;
     }
-    sy_client_close(req->client);
+    req->ds->abort(req);
 }

@@ -16,6 +16,7 @@
 
 struct sy_request;
 struct sy_header_out;
+struct sy_redis;
 
 /* The client: the peer, or the address a trusted proxy forwarded for. */
 const char *sy_req_client_ip(const struct sy_request *req);
@@ -35,6 +36,15 @@ const struct sy_route *sy_req_route(const struct sy_request *req);
 
 /* The worker's metrics storage (metrics.h), for sy_metrics_count_event. */
 struct sy_worker_metrics *sy_req_metrics(const struct sy_request *req);
+/* The worker's Redis connection (core/redis.h); NULL without "redis". */
+struct sy_redis *sy_req_redis(const struct sy_request *req);
+
+/*
+ * Ends a wait (SY_PHASE_WAIT): the request goes on to the next module of
+ * the phase, then to the upstream, as if the module had returned
+ * SY_PHASE_CONTINUE. To answer the request instead, call sy_req_respond.
+ */
+void sy_req_resume(struct sy_request *req);
 
 /*
  * Answers the request from the gateway: status, a JSON body naming the

@@ -11,25 +11,34 @@ directory), run after the plain proxies have stopped; "canary" is Switchyard
 alone, its service at canary weight 0 against CANARY_WEIGHT, both slots'
 pools on the same testd, to price the split (issue 7: within 3 %);
 "ratelimit" is Switchyard alone without a rate limit against one on every
-request that never triggers (issue 8: within 3 %); "compress" (issue 13) is
+request that never triggers (issue 8: within 3 %); "ratelimit_redis" (issue
+9) is the same never-triggering limit with store "redis" against store
+"local", with a redis-server the bench starts on LOAD_CPU: it reports Redis
+commands per request (INFO commandstats around each run; target <= 1) and
+the p50 latency Redis adds, under load and on one connection; "compress" (issue 13) is
 Switchyard's compress route against nginx's gzip at the same level, types and
 minimum length on COMPRESS_PATH with Accept-Encoding: gzip, then Switchyard on
 "/" with the policy configured but not matching (a body under the minimum)
 against no policy (target: within 3 %).
+"h2" (issue 12) is HTTP/2 over TLS: h2load (H2_CLIENTS connections, H2_STREAMS
+streams each, H2_REQUESTS requests, on LOAD_CPU) against Switchyard and nginx
+(`listen ... ssl http2`) on the same certificate and backend; target: Switchyard
+at or above nginx in requests/s and at or below it in CPU time per request.
 
 Environment: RUNS (5), DURATION (10 s), CONNS (50), IDLE_CONNS (10000),
 PROXY_CPU (0), LOAD_CPU (1), SWITCHYARD (build/switchyard),
 NGINX_LOG_BUFFER (64k; "off" writes every line at once), BENCH_OUT
 (build/bench/results.json), PROXIES (switchyard,nginx,haproxy),
-SCENARIOS (plain,tls,canary,ratelimit,compress), CANARY_WEIGHT (10),
+SCENARIOS (plain,tls,h2,canary,ratelimit,ratelimit_redis,compress), CANARY_WEIGHT (10),
 CANARY_STICKY (none; or cookie, client_ip, header:NAME), COMPRESS_PATH
-(/bytes/8192?type=json).
+(/bytes/8192?type=json), H2_CLIENTS (50), H2_STREAMS (10), H2_REQUESTS (200000).
 """
 import json
 import os
 import platform
 import re
 import resource
+import shutil
 import signal
 import socket
 import ssl
@@ -59,8 +68,12 @@ TESTD = os.environ.get("TESTD", os.path.join(ROOT, "build", "testd"))
 NGINX_LOG_BUFFER = os.environ.get("NGINX_LOG_BUFFER", "64k")
 OUT = os.environ.get("BENCH_OUT", os.path.join(ROOT, "build", "bench", "results.json"))
 PROXIES = os.environ.get("PROXIES", "switchyard,nginx,haproxy").split(",")
-SCENARIOS = os.environ.get("SCENARIOS", "plain,tls,canary,ratelimit,compress").split(",")
+SCENARIOS = os.environ.get("SCENARIOS",
+                           "plain,tls,h2,canary,ratelimit,ratelimit_redis,compress").split(",")
 CANARY_WEIGHT = env_int("CANARY_WEIGHT", 10)
+H2_CLIENTS = env_int("H2_CLIENTS", 50)
+H2_STREAMS = env_int("H2_STREAMS", 10)
+H2_REQUESTS = env_int("H2_REQUESTS", 200000)
 CANARY_STICKY = os.environ.get("CANARY_STICKY", "none")
 COMPRESS_PATH = os.environ.get("COMPRESS_PATH", "/bytes/8192?type=json")
 # what Switchyard compresses (compress.c), for nginx's gzip_types (text/html is always on)
@@ -254,6 +267,14 @@ class Proxy:
 
     def version(self):
         return ""
+
+    def counters(self):
+        """What measure() reads before a run, for counted(); None: nothing."""
+        return None
+
+    def counted(self, before, res):
+        """Figures of a run of its own, from counters() before it and wrk's res."""
+        return {}
 
 
 class Switchyard(Proxy):
@@ -500,9 +521,9 @@ def parse_wrk(out):
     return res
 
 
-def wrk(port, seconds, scheme="http", path="/", headers=()):
-    cmd = ["taskset", "-c", str(LOAD_CPU), "wrk", "-t1", "-c%d" % CONNS, "-d%ds" % seconds,
-           "--latency"]
+def wrk(port, seconds, scheme="http", path="/", headers=(), conns=None):
+    cmd = ["taskset", "-c", str(LOAD_CPU), "wrk", "-t1", "-c%d" % (conns or CONNS),
+           "-d%ds" % seconds, "--latency"]
     for h in headers:
         cmd += ["-H", h]
     cmd.append("%s://127.0.0.1:%d%s" % (scheme, port, path))
@@ -512,10 +533,12 @@ def wrk(port, seconds, scheme="http", path="/", headers=()):
 def measure(proxy):
     """One wrk run against proxy with CPU accounting around it."""
     pids = proxy.pids()
+    counters = proxy.counters()
     cpu0, sys0, t0 = cpu_seconds(pids), cpu_times(), time.monotonic()
     out = wrk(proxy.port, DURATION, proxy.scheme, proxy.path, proxy.headers)
     cpu1, sys1, t1 = cpu_seconds(pids), cpu_times(), time.monotonic()
     res = parse_wrk(out)
+    res.update(proxy.counted(counters, res))
     res["cpu_s"] = cpu1 - cpu0
     res["cpu_us_per_req"] = (cpu1 - cpu0) * 1e6 / res["requests"] if res["requests"] else None
     res["proxy_cpu_busy_pct"] = busy_pct(sys0, sys1, PROXY_CPU)
@@ -826,6 +849,123 @@ def print_ratelimit_report(res):
     print_notes(res["median"])
 
 
+class SwitchyardStore(Switchyard):
+    """The ratelimit_redis scenario's Switchyard: every request through a
+    limit that never triggers, kept in this process (store "local") or in
+    Redis (store "redis": one EVALSHA per request on the worker's
+    connection). The Redis variant counts the commands Redis ran during
+    each of its runs (INFO commandstats, its own INFO calls left out)."""
+
+    def __init__(self, tmp, backend_port, redis=None):
+        self.name = "switchyard-redis" if redis else "switchyard-local"
+        self.redis = redis
+        super().__init__(tmp, backend_port)
+
+    def extra(self, cfg):
+        cfg["rate_limits"] = {"all": {"key": "client_ip", "rate": 1000000, "per_ms": 1000,
+                                      "burst": 1000000,
+                                      "store": "redis" if self.redis else "local"}}
+        cfg["routes"][0]["rate_limit"] = "all"
+        if self.redis:
+            cfg["redis"] = {"url": self.redis.url(), "on_failure": "allow"}
+
+    def redis_cpu_s(self):
+        """CPU seconds of Redis's main thread (the one that runs commands)."""
+        cpu = self.redis.info("cpu")
+        return sum(float(cpu.get(k, cpu.get(k.replace("_main_thread", ""), 0)))
+                   for k in ("used_cpu_user_main_thread", "used_cpu_sys_main_thread"))
+
+    def counters(self):
+        if not self.redis:
+            return None
+        return self.redis.commandstats(), self.redis_cpu_s()
+
+    def counted(self, before, res):
+        if not self.redis:
+            return {}
+        stats, cpu = before
+        after = self.redis.commandstats()
+        delta = {k: v - stats.get(k, 0) for k, v in after.items() if k != "info"}
+        # commandstats counts the script's own GET, SET and TIME too: what the
+        # gateway sent (round trips) is the rest
+        inner = sum(delta.get(k, 0) for k in ("get", "set", "time"))
+        sent, n = sum(delta.values()) - inner, res["requests"]
+        return {"redis_commands": sent, "redis_evalsha": delta.get("evalsha", 0),
+                "redis_script_calls": inner,
+                "redis_cmds_per_req": sent / n if n else None,
+                "redis_ran_per_req": (sent + inner) / n if n else None,
+                "redis_cpu_us_per_cmd": (self.redis_cpu_s() - cpu) * 1e6 / sent if sent else None}
+
+
+def one_connection_p50(proxy, seconds):
+    """p50 latency (ms) of proxy on a single keep-alive connection: the cost
+    one request pays, without queueing behind the others."""
+    return parse_wrk(wrk(proxy.port, seconds, proxy.scheme, proxy.path, proxy.headers,
+                         conns=1))["p50_ms"]
+
+
+def run_ratelimit_redis(tmp, backend_port, proxies):
+    """The ratelimit_redis scenario: a never-triggering limit stored locally
+    against the same limit stored in Redis, alternating. Returns its results."""
+    missing, runs = {}, {}
+    sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+    from lib import redisd      # the tests' redis-server helper
+    if not redisd.available():
+        return {"missing": {"all": "redis-server is not installed"}, "runs": {}, "median": {}}
+    redis = redisd.RedisServer(wrapper=["taskset", "-c", str(LOAD_CPU)])
+    try:
+        redis.start()
+        started = start_variants([SwitchyardStore(tmp, backend_port),
+                                  SwitchyardStore(tmp, backend_port, redis)], proxies, missing)
+        run_rounds(started, runs, missing)
+        one = {p.name: one_connection_p50(p, max(3, DURATION // 2)) for p in started
+               if p.proc.poll() is None}
+        for p in started:
+            p.stop()
+    finally:
+        redis.cleanup()
+    med = summarize(runs)
+    local, remote = med.get("switchyard-local"), med.get("switchyard-redis")
+    per_req = median([r.get("redis_cmds_per_req") for r in runs.get("switchyard-redis", [])])
+    cpu_per_cmd = median([r.get("redis_cpu_us_per_cmd") for r in runs.get("switchyard-redis", [])])
+    ran = median([r.get("redis_ran_per_req") for r in runs.get("switchyard-redis", [])])
+    res = {"missing": missing, "runs": runs, "median": med, "redis_cmds_per_req": per_req,
+           "redis_cpu_us_per_cmd": cpu_per_cmd, "redis_ran_per_req": ran,
+           "one_connection_p50_ms": one, "ratios": None, "added_p50_ms": None,
+           "added_p50_one_connection_ms": None}
+    if local and remote:
+        res["ratios"] = {k: ratio(remote[k], local[k]) for k in ("rps", "cpu_us_per_req",
+                                                                  "p99_ms")}
+        if remote["p50_ms"] is not None and local["p50_ms"] is not None:
+            res["added_p50_ms"] = remote["p50_ms"] - local["p50_ms"]
+        if one.get("switchyard-redis") is not None and one.get("switchyard-local") is not None:
+            res["added_p50_one_connection_ms"] = one["switchyard-redis"] - one["switchyard-local"]
+    return res
+
+
+def print_ratelimit_redis_report(res):
+    print()
+    print("Rate limit in Redis: Switchyard alone, every request through a limit that never "
+          "triggers, store redis against store local; median of %d alternating runs, %d s "
+          "each, wrk -t1 -c%d; redis-server on CPU %d with testd and wrk" % (
+              RUNS, DURATION, CONNS, LOAD_CPU))
+    print_table(res["median"], res["missing"])
+    r = res["ratios"]
+    if r is not None:
+        print("redis / local: req/s %sx  CPU/req %sx  p99 %sx" % (
+            fmt(r["rps"], ".3f"), fmt(r["cpu_us_per_req"], ".3f"), fmt(r["p99_ms"], ".3f")))
+    print("Redis commands sent per request: %s (target <= 1); with the script's own GET, SET "
+          "and TIME, %s; Redis CPU per command sent %s us (its main thread)" % (
+              fmt(res.get("redis_cmds_per_req"), ".4f"), fmt(res.get("redis_ran_per_req"), ".4f"),
+              fmt(res.get("redis_cpu_us_per_cmd"), ".2f")))
+    print("p50 added by Redis: %s ms under load (-c%d), %s ms on one connection (%s)" % (
+        fmt(res.get("added_p50_ms"), ".3f"), CONNS,
+        fmt(res.get("added_p50_one_connection_ms"), ".3f"),
+        ", ".join("%s %s ms" % (k, fmt(v, ".3f"))
+                  for k, v in res.get("one_connection_p50_ms", {}).items())))
+    print_notes(res["median"])
+
+
 class SwitchyardCompress(Switchyard):
     """The compress scenario's Switchyard: its route with "compress" (or
     not), asked for path with Accept-Encoding: gzip."""
@@ -983,10 +1123,162 @@ def raise_nofile():
               % (soft, IDLE_CONNS, idle_conns()))
 
 
+# ---- the h2 scenario: HTTP/2 over TLS with h2load -------------------------------
+
+# Upstream keep-alive connections kept by both in the h2 scenario: every stream in
+# flight holds one, and 64 would make both open (and close) connections all along.
+H2_KEEPALIVE = max(64, H2_CLIENTS * H2_STREAMS)
+
+
+class NginxH2(Nginx):
+    """nginx with `listen ... ssl http2` (the h2 scenario)."""
+
+    def __init__(self, tmp, backend_port, tls):
+        super().__init__(tmp, backend_port, tls)
+        self.label = self.name + "-h2"
+
+    def command(self):
+        cmd = super().command()
+        path = os.path.join(self.tmp, "%s.conf" % self.label)
+        with open(path) as f:
+            conf = f.read()
+        with open(path, "w") as f:
+            f.write(conf.replace(" ssl backlog=", " ssl http2 backlog=")
+                    .replace("keepalive 64;", "keepalive %d;" % H2_KEEPALIVE))
+        return cmd
+
+
+class SwitchyardH2(Switchyard):
+    """Switchyard on TLS: listen[].http2 is on by default."""
+
+    def __init__(self, tmp, backend_port, tls):
+        super().__init__(tmp, backend_port, tls)
+        self.label = self.name + "-h2"
+
+    def extra(self, cfg):
+        for pool in cfg["pools"].values():
+            pool["keepalive"] = H2_KEEPALIVE
+
+
+def parse_h2load(out):
+    """{rps, requests, errors, mean_ms} from h2load's report."""
+    res = {"rps": 0.0, "requests": 0, "errors": 0, "mean_ms": None}
+    m = re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", out)
+    if m:
+        res["rps"] = float(m.group(1))
+    m = re.search(r"requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded, (\d+) failed, "
+                  r"(\d+) errored, (\d+) timeout", out)
+    if m:
+        res["requests"] = int(m.group(1))
+        res["errors"] = int(m.group(2)) + int(m.group(3)) + int(m.group(4))
+    m = re.search(r"status codes: (\d+) 2xx", out)
+    if m:
+        res["errors"] += res["requests"] - int(m.group(1))
+    m = re.search(r"time for request:\s+\S+\s+\S+\s+(\S+)", out)
+    if m:
+        res["mean_ms"] = parse_latency(m.group(1))
+    return res
+
+
+def h2load(port, n):
+    cmd = ["taskset", "-c", str(LOAD_CPU), "h2load", "-n", str(n), "-c", str(H2_CLIENTS),
+           "-m", str(H2_STREAMS), "https://127.0.0.1:%d/" % port]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=600).stdout
+
+
+def measure_h2(proxy):
+    """One h2load run against proxy with CPU accounting around it."""
+    pids = proxy.pids()
+    cpu0, sys0 = cpu_seconds(pids), cpu_times()
+    out = h2load(proxy.port, H2_REQUESTS)
+    cpu1, sys1 = cpu_seconds(pids), cpu_times()
+    res = parse_h2load(out)
+    res["cpu_s"] = cpu1 - cpu0
+    res["cpu_us_per_req"] = (cpu1 - cpu0) * 1e6 / res["requests"] if res["requests"] else None
+    res["proxy_cpu_busy_pct"] = busy_pct(sys0, sys1, PROXY_CPU)
+    res["load_cpu_busy_pct"] = busy_pct(sys0, sys1, LOAD_CPU)
+    if not res["requests"]:
+        res["h2load_output"] = out[-2000:]
+    return res
+
+
+def run_h2(tmp, backend_port, proxies):
+    """The h2 scenario; its proxies are appended to proxies (stopped by the
+    caller). Returns its part of the results."""
+    missing, runs = {}, {}
+    if shutil.which("h2load") is None:
+        print("bench: h2 scenario skipped: no h2load (Debian nghttp2-client)", flush=True)
+        return {"missing": {"all": "no h2load (Debian package nghttp2-client)"}}
+    try:
+        cert = Cert(tmp)
+    except (OSError, subprocess.SubprocessError) as e:
+        return {"missing": {"all": "no certificate: %s" % e}}
+    classes = {"switchyard": SwitchyardH2, "nginx": NginxH2}
+    started = []
+    for name in PROXIES:
+        if name not in classes or (name == "switchyard" and not os.access(SWITCHYARD, os.X_OK)):
+            continue
+        p = classes[name](tmp, backend_port, cert)
+        if p.start():
+            started.append(p)
+        else:
+            missing[name] = "failed: " + p.error
+    proxies += started
+    for p in started:
+        print("bench: %s on 127.0.0.1:%d, warming up" % (p.label, p.port), flush=True)
+        h2load(p.port, H2_REQUESTS // 10)
+        runs[p.name] = []
+    for i in range(RUNS):
+        k = i % len(started) if started else 0
+        for p in started[k:] + started[:k]:
+            r = measure_h2(p)
+            runs[p.name].append(r)
+            print("bench: round %d/%d %-10s %8.0f req/s  mean %s ms  %s us/req  %d errors" % (
+                i + 1, RUNS, p.label, r["rps"], fmt(r["mean_ms"], ".3f"),
+                fmt(r["cpu_us_per_req"], ".2f"), r["errors"]), flush=True)
+    for p in started:
+        p.stop()
+    med = {}
+    for name, rs in runs.items():
+        med[name] = {k: median([r.get(k) for r in rs]) for k in
+                     ("rps", "mean_ms", "cpu_us_per_req", "proxy_cpu_busy_pct",
+                      "load_cpu_busy_pct")}
+        med[name]["errors"] = sum(r.get("errors", 0) for r in rs)
+    sy, ng = med.get("switchyard"), med.get("nginx")
+    rat = None
+    if sy and ng:
+        rat = {"rps": ratio(sy["rps"], ng["rps"]),
+               "cpu_us_per_req": ratio(sy["cpu_us_per_req"], ng["cpu_us_per_req"])}
+    return {"missing": missing, "runs": runs, "median": med, "ratio_nginx": rat}
+
+
+def print_h2_report(res):
+    print()
+    if "median" not in res:
+        print("HTTP/2: not measured: %s" % res["missing"].get("all"))
+        return
+    print("HTTP/2 over TLS: median of %d alternating runs, h2load -n %d -c %d -m %d; proxy on "
+          "CPU %d, testd and h2load on CPU %d" % (RUNS, H2_REQUESTS, H2_CLIENTS, H2_STREAMS,
+                                                 PROXY_CPU, LOAD_CPU))
+    print("%-11s %10s %9s %12s %7s %10s %10s" % ("proxy", "req/s", "mean ms", "CPU us/req",
+                                              "errors", "proxy CPU", "load CPU"))
+    for name, m in res["median"].items():
+        print("%-11s %10s %9s %12s %7d %9s%% %9s%%" % (
+            name, fmt(m["rps"], ".0f"), fmt(m["mean_ms"], ".3f"), fmt(m["cpu_us_per_req"], ".2f"),
+            m["errors"], fmt(m["proxy_cpu_busy_pct"], ".0f"), fmt(m["load_cpu_busy_pct"], ".0f")))
+    for name, why in res["missing"].items():
+        print("%-11s %s" % (name, why))
+    r = res.get("ratio_nginx")
+    if r:
+        print("switchyard/nginx    h2 req/s %sx (target >= 1.0)  CPU/req %sx (target <= 1.0)" % (
+            fmt(r["rps"], ".2f"), fmt(r["cpu_us_per_req"], ".2f")))
+
+
 def main():
     raise_nofile()
     tmp = tempfile.mkdtemp(prefix="sy-bench-")
     missing, runs, idle, tls, canary, limited, compress = {}, {}, {}, None, None, None, None
+    limited_redis = h2 = None
     backend_port = free_port()
     testd = subprocess.Popen(["taskset", "-c", str(LOAD_CPU), TESTD, "--quiet", "--listen",
                               "127.0.0.1:%d=bench" % backend_port])
@@ -1005,10 +1297,14 @@ def main():
                 p.stop()    # the TLS scenario runs alone
         if "tls" in SCENARIOS:
             tls = run_tls(tmp, backend_port, proxies)
+        if "h2" in SCENARIOS:
+            h2 = run_h2(tmp, backend_port, proxies)
         if "canary" in SCENARIOS:
             canary = run_canary(tmp, backend_port, proxies)
         if "ratelimit" in SCENARIOS:
             limited = run_ratelimit(tmp, backend_port, proxies)
+        if "ratelimit_redis" in SCENARIOS:
+            limited_redis = run_ratelimit_redis(tmp, backend_port, proxies)
         if "compress" in SCENARIOS:
             compress = run_compress(tmp, backend_port, proxies)
     finally:
@@ -1032,12 +1328,16 @@ def main():
     if tls is not None:
         tls["access_log_bytes"] = access_log_sizes(tmp, "-tls")
         result["tls"] = tls
+    if h2 is not None:
+        result["h2"] = h2
     if canary is not None:
         canary["access_log_bytes"] = access_log_sizes(tmp, names=(
             "switchyard-w0", "switchyard-w%d" % CANARY_WEIGHT))
         result["canary"] = canary
     if limited is not None:
         result["ratelimit"] = limited
+    if limited_redis is not None:
+        result["ratelimit_redis"] = limited_redis
     if compress is not None:
         result["compress"] = compress
     os.makedirs(os.path.dirname(OUT), exist_ok=True)
@@ -1052,10 +1352,14 @@ def main():
             "%s %d" % kv for kv in tls["access_log_bytes"].items()))
     elif tls is not None:
         print("\nTLS keep-alive: not measured: %s" % tls["missing"]["all"])
+    if h2 is not None:
+        print_h2_report(h2)
     if canary is not None:
         print_canary_report(canary)
     if limited is not None:
         print_ratelimit_report(limited)
+    if limited_redis is not None:
+        print_ratelimit_redis_report(limited_redis)
     if compress is not None:
         print_compress_report(compress)
     print("\nbench: results in %s (configurations and logs in %s)" % (OUT, tmp))

@@ -19,8 +19,10 @@ PKGS=
 need_pkg nginx nginx-light
 need_pkg haproxy haproxy
 need_pkg wrk wrk
+need_pkg h2load nghttp2-client
 need_pkg taskset util-linux
 need_pkg python3 python3
+need_pkg redis-server redis-server
 if [ -n "$PKGS" ]; then
     echo "bench: installing$PKGS"
     if [ "$(id -u)" -ne 0 ]; then

@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: BSD-2-Clause
 """TLS (SPEC.md listen[].tls, pools.NAME.tls): certificates chosen by SNI
 (exact, then wildcard, else the first), TLS 1.2 and 1.3 only, ALPN
-http/1.1, session resumption, X-Forwarded-Proto: https and "tls": true in
+h2 then http/1.1, session resumption, X-Forwarded-Proto: https and "tls": true in
 the access log, keep-alive, big bodies and pipelining over TLS, renewed
 certificates picked up by a reload (a bad one refuses it), verified TLS
 toward upstreams, WebSocket over TLS, and handshakes that stall or are not
@@ -393,9 +393,10 @@ class TestTermination(TLSCase):
 
     # 3. ALPN
 
-    def test_alpn_selects_http11(self):
-        s = self.connect(alpn=["h2", "http/1.1"])
-        self.assertEqual(s.selected_alpn_protocol(), "http/1.1")
+    def test_alpn_prefers_h2_then_http11(self):
+        # HTTP/2 itself is tested in test_h2.py; listen[].http2 defaults to true
+        s = self.connect(alpn=["http/1.1", "h2"])
+        self.assertEqual(s.selected_alpn_protocol(), "h2")
         s = self.connect(alpn=["http/1.1"])
         self.assertEqual(s.selected_alpn_protocol(), "http/1.1")
 

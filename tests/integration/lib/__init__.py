@@ -7,6 +7,7 @@ Modules:
               pattern_bytes() (the body testd's /bytes sends)
     gateway   Gateway (build/switchyard in the foreground), check_config()
     httpc     raw-socket HTTP/1.1: request(), build(), Client, Response, get()
+    redisd    RedisServer (a real redis-server on a free port), its RESP client
 
 Tests import them as ``from lib import backends, gateway, httpc, ports`` with
 tests/integration on sys.path (``python3 -m unittest discover -s tests/integration``
