@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/fleet.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/ratelimit.h"
@@ -36,7 +37,6 @@
 struct limit {
     const struct sy_rate_limit *conf;
     struct sy_rl_rule rule;
-    struct sy_rl_rule local_rule;   /* store "redis", on_failure local: this gateway's share */
     char *redis_prefix;         /* store "redis": key_prefix "rl:" name ":" */
     uint32_t id;                /* the name's hash: the same across reloads */
 };
@@ -71,14 +71,14 @@ static uint32_t name_id(const char *name)
 }
 
 /*
- * Gateways that share a Redis limit while it cannot be reached. Counting
- * the fleet (gateways seen in the last minute) comes with the shared
- * state (issue 9, part 2); until then each gateway assumes it is alone,
- * so on_failure local enforces the whole rate on each gateway.
+ * Gateways that share a Redis limit while it cannot be reached: those seen
+ * in the last minute as Redis last told (core/fleet.h), at least 1. Read
+ * on each decision taken without Redis, so a fleet that grew or shrank
+ * before the outage shares the rate as it stood then.
  */
 static int64_t fleet_gateways(void)
 {
-    return 1;
+    return sy_fleet_gateways_minute();
 }
 
 /*
@@ -140,7 +140,6 @@ static int ratelimit_prepare(const struct sy_conf *conf, void **state, char *err
             free(st);
             return -1;
         }
-        share_rule(&l->rule, fleet_gateways(), &l->local_rule);
         if (c->store_redis && !(l->redis_prefix = redis_prefix(conf, c->name)))
             goto nomem;
         if (l->rule.tolerance_us + l->rule.interval_us > st->max_tolerance_us)
@@ -307,6 +306,7 @@ static enum sy_phase_result decided(struct sy_request *req, const struct rl_stat
 static enum sy_phase_result fallback(struct sy_request *req, const struct rl_state *st,
                                      struct rl_scratch *sc, const struct limit *l)
 {
+    struct sy_rl_rule share;
     char reason[160];
     size_t keylen;
     const char *key;
@@ -319,7 +319,8 @@ static enum sy_phase_result fallback(struct sy_request *req, const struct rl_sta
         return SY_PHASE_DONE;
     case SY_REDIS_FAIL_LOCAL:
         key = request_key(req, l->conf, &keylen);
-        sy_rl_check(table, &l->local_rule, l->id, key, keylen, sy_rl_now_us(), &sc->result);
+        share_rule(&l->rule, fleet_gateways(), &share);
+        sy_rl_check(table, &share, l->id, key, keylen, sy_rl_now_us(), &sc->result);
         return decided(req, st, sc, l);
     case SY_REDIS_FAIL_ALLOW:
         break;

@@ -17,6 +17,7 @@
 #include "admin_internal.h"
 #include "core/clock.h"
 #include "core/deploy.h"
+#include "core/fleet.h"
 #include "core/live.h"
 #include "core/log.h"
 #include "core/process.h"
@@ -84,17 +85,46 @@ json_t *sy_admin_scaling_json(const struct sy_service *svc)
                      "max_error_rate", svc->scaling.max_error_rate);
 }
 
+/*
+ * In fleet mode (core/fleet.h), the gateway that runs the service's rollout
+ * controller (null while unknown) and the version of the shared state the
+ * split is at. Without "redis" the fields are left out: nothing changes.
+ */
+static json_t *with_fleet(json_t *obj, const struct sy_service *svc, bool version)
+{
+    const char *leader = sy_fleet_leader(svc);
+
+    if (!obj || !sy_fleet_enabled())
+        return obj;
+    if (json_object_set_new(obj, "leader", leader ? json_string(leader) : json_null()) < 0 ||
+        (version && json_object_set_new(obj, "state_version",
+                                        json_integer(svc->live->fleet.version)) < 0)) {
+        json_decref(obj);
+        return NULL;
+    }
+    return obj;
+}
+
 static json_t *service_json(const struct sy_service *svc, int64_t now_ms)
 {
-    return json_pack("{s:s,s:s,s:{s:s,s:s},s:i,s:b,s:b,s:s,s:o*}", "name", svc->name,
-                     "active", slot_names[sy_live_active(svc)],
-                     "pools", "blue", svc->slot_pool[SY_SLOT_BLUE]->name,
-                     "green", svc->slot_pool[SY_SLOT_GREEN]->name,
-                     "canary_weight", sy_live_canary_weight(svc),
-                     "ready", service_ready(svc, now_ms),
-                     "maintenance", sy_live_maintenance(svc),
-                     "rollout", sy_rollout_state_name(svc->live->rollout.state),
-                     "scaling", sy_admin_scaling_json(svc));
+    return with_fleet(json_pack("{s:s,s:s,s:{s:s,s:s},s:i,s:b,s:b,s:s,s:o*}", "name", svc->name,
+                                "active", slot_names[sy_live_active(svc)],
+                                "pools", "blue", svc->slot_pool[SY_SLOT_BLUE]->name,
+                                "green", svc->slot_pool[SY_SLOT_GREEN]->name,
+                                "canary_weight", sy_live_canary_weight(svc),
+                                "ready", service_ready(svc, now_ms),
+                                "maintenance", sy_live_maintenance(svc),
+                                "rollout", sy_rollout_state_name(svc->live->rollout.state),
+                                "scaling", sy_admin_scaling_json(svc)), svc, true);
+}
+
+/* This gateway in its fleet (core/fleet.h); NULL without "redis" (the key is left out). */
+json_t *sy_admin_fleet_json(void)
+{
+    if (!sy_fleet_enabled())
+        return NULL;
+    return json_pack("{s:s,s:I}", "gateway", sy_fleet_gateway_id(),
+                     "gateways", (json_int_t)sy_fleet_gateways());
 }
 
 static json_t *pool_summary_json(const struct sy_pool *pool, int64_t now_ms)
@@ -121,13 +151,13 @@ static void get_status(struct sy_admin_req *r)
     for (size_t i = 0; pools && i < conf->npools; i++)
         json_array_append_new(pools, pool_summary_json(&conf->pools[i], r->now_ms));
     sy_admin_reply_json(r, 200, json_pack(
-        "{s:s,s:I,s:I,s:i,s:s,s:{s:I,s:I},s:o*,s:o*}",
+        "{s:s,s:I,s:I,s:i,s:s,s:{s:I,s:I},s:o*,s:o*,s:o*}",
         "version", SY_VERSION, "pid", (json_int_t)getpid(),
         "uptime_s", (json_int_t)sy_admin_uptime_s(), "workers", conf->workers,
         "config_file", conf->file ? conf->file : "",
         "reloads", "success", (json_int_t)reloads.success,
         "failure", (json_int_t)reloads.failure,
-        "services", services, "pools", pools));
+        "services", services, "pools", pools, "fleet", sy_admin_fleet_json()));
 }
 
 /* ---- pools ---- */
@@ -394,21 +424,24 @@ json_t *sy_admin_rollout_json(const struct sy_service *svc, int64_t now_mono_ms)
 
     for (size_t i = 0; steps && i < rc->nsteps; i++)
         json_array_append_new(steps, json_integer(rc->steps[i]));
-    return json_pack("{s:s,s:s,s:i,s:o*,s:i,s:s,s:s,s:f,s:{s:I,s:f,s:I,s:f,s:f},s:o,s:o,s:o}",
-                     "service", svc->name, "state", sy_rollout_state_name(ro->state),
-                     "step", ro->step, "steps", steps, "weight", sy_live_canary_weight(svc),
-                     "active", slot_names[sy_live_active(svc)], "canary", slot_names[canary],
-                     "step_interval_s", (double)rc->step_interval_ms / 1000.0,
-                     "limits", "min_requests", (json_int_t)rc->min_requests,
-                     "max_error_rate", rc->max_error_rate,
-                     "max_p95_ms", (json_int_t)rc->max_p95_ms,
-                     "max_p95_ratio", rc->max_p95_ratio,
-                     "p95_ratio_floor_ms", SY_ROLLOUT_RATIO_FLOOR_MS,
-                     "step_elapsed_s", active ? json_real((double)(now_mono_ms -
-                                                          ro->step_started_ms) / 1000.0)
-                                              : json_null(),
-                     "started", timestamp_json(ro->started_wall_ms),
-                     "last_analysis", analysis_json(&ro->last));
+    json_t *obj = json_pack("{s:s,s:s,s:i,s:o*,s:i,s:s,s:s,s:f,s:{s:I,s:f,s:I,s:f,s:f},"
+                            "s:o,s:o,s:o}",
+                            "service", svc->name, "state", sy_rollout_state_name(ro->state),
+                            "step", ro->step, "steps", steps, "weight", sy_live_canary_weight(svc),
+                            "active", slot_names[sy_live_active(svc)], "canary", slot_names[canary],
+                            "step_interval_s", (double)rc->step_interval_ms / 1000.0,
+                            "limits", "min_requests", (json_int_t)rc->min_requests,
+                            "max_error_rate", rc->max_error_rate,
+                            "max_p95_ms", (json_int_t)rc->max_p95_ms,
+                            "max_p95_ratio", rc->max_p95_ratio,
+                            "p95_ratio_floor_ms", SY_ROLLOUT_RATIO_FLOOR_MS,
+                            "step_elapsed_s", active ? json_real((double)(now_mono_ms -
+                                                                 ro->step_started_ms) / 1000.0)
+                                                     : json_null(),
+                            "started", timestamp_json(ro->started_wall_ms),
+                            "last_analysis", analysis_json(&ro->last));
+
+    return with_fleet(obj, svc, false);
 }
 
 static void get_rollout(struct sy_admin_req *r)

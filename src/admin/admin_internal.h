@@ -97,5 +97,7 @@ void sy_admin_log_action(const struct sy_admin_req *r, const char *action, const
 /* A service's rollout (GET .../rollout) and scaling signal, for the API and the dashboard. */
 json_t *sy_admin_rollout_json(const struct sy_service *svc, int64_t now_mono_ms);
 json_t *sy_admin_scaling_json(const struct sy_service *svc);
+/* This gateway in its fleet: {"gateway", "gateways"}; NULL without "redis". */
+json_t *sy_admin_fleet_json(void);
 
 #endif

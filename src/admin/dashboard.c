@@ -361,11 +361,11 @@ static json_t *dashboard_json(const struct sy_admin_req *r)
             pools = NULL;
         }
     sy_log_format_ts(ts, r->now_ms);
-    return json_pack("{s:s,s:I,s:s,s:i,s:s,s:o,s:o}", "version", SY_VERSION,
+    return json_pack("{s:s,s:I,s:s,s:i,s:s,s:o,s:o,s:o*}", "version", SY_VERSION,
                      "uptime_s", (json_int_t)sy_admin_uptime_s(), "generated_at", ts,
                      "window_s", WINDOW_MS / 1000,
                      "auth", conf->admin.token_file ? "token" : "open",
-                     "services", services, "pools", pools);
+                     "services", services, "pools", pools, "fleet", sy_admin_fleet_json());
 }
 
 void sy_admin_dashboard_data(struct sy_admin_req *r)

@@ -19,6 +19,7 @@
 
     const el = (id) => document.getElementById(id);
     const cards = new Map();        /* service name -> card */
+    let fleetSelf = null;           /* this gateway's name in its fleet; null: no fleet */
     let disconnectedSince = null;
     let polling = true;
 
@@ -369,7 +370,7 @@
             none: q(".rollout-none"), root: q(".rollout"), state: q(".rollout-state"),
             fromSwatch: q(".rollout-from"), fromName: q(".rollout-from-name"),
             toSwatch: q(".rollout-to"), toName: q(".rollout-to-name"),
-            started: q(".rollout-started"), steps: q(".steps"),
+            started: q(".rollout-started"), leader: q(".rollout-leader"), steps: q(".steps"),
             stepLabel: q(".step-label"), stepTime: q(".step-time"),
             bar: q(".step-bar"), fill: q(".step-fill"),
             verdict: q(".verdict"), when: q(".analysis-when"), reason: q(".analysis-reason"),
@@ -498,6 +499,10 @@
         setAttr(view.toSwatch, "data-slot", to);
         setText(view.toName, to);
         setText(view.started, ro.started ? "started " + fmtStamp(ro.started) : "");
+        /* in a fleet one gateway judges the rollout, on every gateway's traffic */
+        view.leader.hidden = !fleetSelf;
+        setText(view.leader, !ro.leader ? "judged by no gateway yet"
+            : "judged by " + (ro.leader === fleetSelf ? "this gateway" : ro.leader));
         updateSteps(view, ro);
         if (ro.steps.length)
             updateStepNow(view, ro);
@@ -611,6 +616,14 @@
         setText(el("version"), doc.version);
         setText(el("uptime"), fmtUptime(doc.uptime_s));
         setText(el("window"), "last " + doc.window_s + " s");
+        /* gateways without a fleet (or before fleets existed) send null or nothing */
+        fleetSelf = doc.fleet ? doc.fleet.gateway : null;
+        el("fleet-item").hidden = !doc.fleet;
+        if (doc.fleet) {
+            setText(el("fleet"), doc.fleet.gateways + (doc.fleet.gateways === 1 ? " gateway"
+                                                                                : " gateways"));
+            setAttr(el("fleet"), "title", "this gateway: " + doc.fleet.gateway);
+        }
         el("signout").hidden = doc.auth !== "token";
 
         const poolsByName = new Map(doc.pools.map((p) => [p.name, p]));

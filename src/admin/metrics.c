@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "core/live.h"
+#include "core/fleet.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/process.h"
@@ -385,6 +386,10 @@ static void redis(struct text *t, struct text *labels, const struct sy_conf *con
     family(t, commands, "counter", "Commands sent to Redis, the handshakes' included.");
     if (conf->redis.enabled)
         sample(t, commands, labels, st.commands);
+    family(t, "switchyard_fleet_gateways", "gauge", "Gateways on this Redis that showed up in "
+           "the last 10 s, this one included (0 until Redis told).");
+    if (sy_fleet_enabled())
+        sample(t, "switchyard_fleet_gateways", labels, (uint64_t)sy_fleet_gateways());
 }
 
 /* Whether an earlier listener of conf already has the certificate file. */
@@ -472,6 +477,11 @@ static const struct {
      "route.", {"limit", "route"}, 2},
     {"switchyard_denied_total", "Requests refused 403 by access control, by reason "
      "(deny_list, not_in_allow_list, country).", {"reason", NULL}, 1},
+    {"switchyard_h2_streams_total", "HTTP/2 streams that carried a request, once closed, by "
+     "result (ok, client_reset, malformed, error, refused, connection_closed).",
+     {"result", NULL}, 1},
+    {"switchyard_h2_goaway_total", "HTTP/2 connections sent GOAWAY, by reason (reload, "
+     "shutdown, idle, header_timeout, flood, protocol_error).", {"reason", NULL}, 1},
 };
 
 static void event_counters(struct text *t, struct text *labels)

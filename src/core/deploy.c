@@ -11,6 +11,11 @@
  * breach with enough samples rolls back at once (fast fail); at the end
  * of a step's interval the step advances, or waits for traffic when the
  * canary has fewer than min_requests samples: missing data never passes.
+ *
+ * In a fleet (fleet.h) every change here is also stored in Redis for the
+ * other gateways, only the gateway that holds a service's lease runs its
+ * controller, and that one judges the fleet's figures: its own window
+ * plus what the others published for the step. The judgement is the same.
  */
 #include <stdio.h>
 #include <string.h>
@@ -20,6 +25,7 @@
 
 #include "clock.h"
 #include "deploy.h"
+#include "fleet.h"
 #include "live.h"
 #include "log.h"
 #include "metrics.h"
@@ -87,12 +93,26 @@ static int64_t mono_ms(void)
     return sy_clock_ms(CLOCK_MONOTONIC);
 }
 
-/* The new split takes effect, and the state file follows. */
+/* svc's state changed: the fleet learns of it (when there is one), and the state file. */
+static void keep(const struct sy_conf *conf, const struct sy_service *svc)
+{
+    sy_fleet_changed(svc);
+    sy_state_save(conf);
+}
+
+/* The new split takes effect, and the state file (and the fleet) follow. */
 static void apply(const struct sy_conf *conf, const struct sy_service *svc, enum sy_slot active,
                   int weight)
 {
     sy_live_service_set(svc->live, active, weight, wall_ms());
-    sy_state_save(conf);
+    keep(conf, svc);
+}
+
+/* The step's interval starts now, on both clocks (the wall clock's is the fleet's). */
+static void step_starts(struct sy_rollout_live *ro, int64_t now_mono)
+{
+    ro->step_started_ms = now_mono;
+    ro->step_started_wall_ms = wall_ms();
 }
 
 /* ---- the security log's rollout events ---- */
@@ -143,16 +163,32 @@ static void log_rollout(const struct sy_service *svc, const char *action, const 
 
 /* ---- judging ---- */
 
-/* Returns the time the figures cover (the windows reach back 5 minutes at most). */
+static void side_of(const struct sy_metrics_window *w, struct sy_rollout_side *side)
+{
+    side->requests = w->requests;
+    side->errors = w->errors;
+    side->error_rate = w->requests ? (double)w->errors / (double)w->requests : 0;
+    side->p95_ms = w->requests ? (double)sy_hist_quantile(&w->hist, 0.95) / 1000.0 : 0;
+}
+
+/* This gateway's figures; returns the time they cover (the windows reach back 5 min at most). */
 static int64_t read_side(uint32_t series, int64_t span_ms, struct sy_rollout_side *side)
 {
     struct sy_metrics_window w;
     int64_t covered = sy_metrics_service_window(series, span_ms, &w);
 
-    side->requests = w.requests;
-    side->errors = w.errors;
-    side->error_rate = w.requests ? (double)w.errors / (double)w.requests : 0;
-    side->p95_ms = w.requests ? (double)sy_hist_quantile(&w.hist, 0.95) / 1000.0 : 0;
+    side_of(&w, side);
+    return covered;
+}
+
+/* The figures a rollout is judged on: this gateway's, or in a fleet the whole fleet's. */
+static int64_t read_rollout_side(const struct sy_service *svc, int slot, int64_t span_ms,
+                                 struct sy_rollout_side *side)
+{
+    struct sy_metrics_window w;
+    int64_t covered = sy_fleet_service_window(svc, (enum sy_slot)slot, span_ms, &w);
+
+    side_of(&w, side);
     return covered;
 }
 
@@ -173,8 +209,8 @@ static bool judge(const struct sy_service *svc, int64_t now_mono, struct sy_roll
     a->step = ro->step;
     a->weight = sy_live_canary_weight(svc);
     span = span < 1000 ? 1000 : span;
-    a->window_ms = read_side(svc->metric_id[ro->canary_slot], span, &a->canary);
-    read_side(svc->metric_id[other_slot(ro->canary_slot)], span, &a->baseline);
+    a->window_ms = read_rollout_side(svc, ro->canary_slot, span, &a->canary);
+    read_rollout_side(svc, other_slot(ro->canary_slot), span, &a->baseline);
     if (a->baseline.p95_ms > 0)
         a->p95_ratio = a->canary.p95_ms / a->baseline.p95_ms;
     if (a->canary.requests < min) {
@@ -238,7 +274,7 @@ static void enter_step(const struct sy_conf *conf, const struct sy_service *svc,
         promote(conf, svc, by, "the last step passed");
         return;
     }
-    ro->step_started_ms = now_mono;
+    step_starts(ro, now_mono);
     ro->state = SY_ROLLOUT_RUNNING;
     apply(conf, svc, other_slot(ro->canary_slot), svc->rollout.steps[ro->step]);
 }
@@ -248,7 +284,8 @@ static void rollout_tick(const struct sy_conf *conf, const struct sy_service *sv
 {
     struct sy_rollout_live *ro = &svc->live->rollout;
 
-    if (!sy_rollout_active(ro->state))
+    /* in a fleet, one gateway runs the controller; the others follow what it stores */
+    if (!sy_rollout_active(ro->state) || !sy_fleet_leads(svc))
         return;
     if (sy_live_active(svc) == (enum sy_slot)ro->canary_slot) {
         /* The active slot changed under the rollout: it has no canary left. */
@@ -271,7 +308,7 @@ static void rollout_tick(const struct sy_conf *conf, const struct sy_service *sv
     if (strcmp(ro->last.verdict, "hold") == 0) {
         if (ro->state != SY_ROLLOUT_WAITING) {
             ro->state = SY_ROLLOUT_WAITING;
-            sy_state_save(conf);
+            keep(conf, svc);
             log_rollout(svc, "wait", "controller", ro->last.reason);
         }
         return;
@@ -393,7 +430,7 @@ void sy_deploy_set_maintenance(const struct sy_conf *conf, const struct sy_servi
                                bool on)
 {
     atomic_store_explicit(&svc->live->maintenance, on, memory_order_relaxed);
-    sy_state_save(conf);
+    keep(conf, svc);
     sy_log_error(SY_LOG_INFO, "deploy", "service %s: maintenance %s", svc->name,
                  on ? "on" : "off");
 }
@@ -434,7 +471,7 @@ int sy_deploy_rollout(const struct sy_conf *conf, const struct sy_service *svc,
             break;
         ro->paused_from = ro->state;
         ro->state = SY_ROLLOUT_PAUSED;
-        sy_state_save(conf);
+        keep(conf, svc);
         log_rollout(svc, "pause", "operator", NULL);
         return 0;
     case SY_ROLLOUT_RESUME:
@@ -442,8 +479,8 @@ int sy_deploy_rollout(const struct sy_conf *conf, const struct sy_service *svc,
             break;
         /* The step's interval starts again: what came before the pause was judged then. */
         ro->state = ro->paused_from;
-        ro->step_started_ms = mono_ms();
-        sy_state_save(conf);
+        step_starts(ro, mono_ms());
+        keep(conf, svc);
         log_rollout(svc, "resume", "operator", NULL);
         return 0;
     case SY_ROLLOUT_ABORT:
@@ -511,6 +548,7 @@ static void deploy_reconfigure(struct sy_conf *conf)
             continue;
         sy_live_service_set(svc->live, sy_live_active(svc), svc->rollout.steps[ro->step],
                             wall_ms());
+        sy_fleet_changed(svc);
         sy_log_error(SY_LOG_INFO, "rollout", "service %s: the reload's steps put step %d at "
                      "weight %d", svc->name, ro->step + 1, svc->rollout.steps[ro->step]);
     }

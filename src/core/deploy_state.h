@@ -46,6 +46,9 @@ struct sy_rollout_live {
     int step;                       /* index into the service's steps */
     int canary_slot;                /* enum sy_slot the rollout moves traffic to */
     int64_t step_started_ms;        /* monotonic; the step's interval starts here */
+    /* the same instant by the wall clock: what the fleet shares (fleet.h), so
+     * that the gateway that leads next goes on with the step, not a new one */
+    int64_t step_started_wall_ms;
     int64_t started_wall_ms;        /* wall clock of start, for the status */
     struct sy_rollout_analysis last;
 };
@@ -58,6 +61,16 @@ struct sy_scaling_figures {
     uint64_t requests;              /* the active slot's, over the last minute */
     int queue;                      /* requests waiting for an upstream connection now */
     char reason[128];               /* which figure decided it */
+};
+
+/*
+ * A service's place in the state the fleet shares through Redis (fleet.h);
+ * the state file keeps it. Without "redis" it stays zero.
+ */
+struct sy_fleet_live {
+    int64_t version;                /* of the shared state the split is, or was changed
+                                     * from; 0: never shared */
+    bool pending;                   /* changed here since, not stored in Redis yet */
 };
 
 /* "idle", "running", "waiting_for_traffic", ... ; NULL past the last. */

@@ -77,6 +77,7 @@ struct sy_service_live {
     /* main thread: the rollout's progress and the scaling signal (deploy.h) */
     struct sy_rollout_live rollout;
     struct sy_scaling_figures scaling;
+    struct sy_fleet_live fleet;
 
     /* registry (under its lock) */
     char *name;

@@ -18,6 +18,7 @@
 #include "sy_auto.h"
 #include "core/conf.h"
 #include "core/deploy.h"
+#include "core/fleet.h"
 #include "core/metrics.h"
 #include "core/process.h"
 #include "core/upgrade.h"
@@ -131,8 +132,8 @@ int main(int argc, char **argv)
     if (load(&opts.source, &conf) < 0)
         return 1;
     static const struct sy_main_service *const services[] = {
-        &sy_metrics_service, &sy_deploy_service, &sy_modules_service, &sy_admin_service,
-        &sy_health_service, NULL,
+        &sy_metrics_service, &sy_deploy_service, &sy_fleet_service, &sy_modules_service,
+        &sy_admin_service, &sy_health_service, NULL,
     };
     static const struct sy_process_hooks hooks = {
         .prepare_conf = sy_http_prepare_conf,

@@ -12,6 +12,13 @@
  * again: the histograms that judged it did not survive the restart.
  * "maintenance" is optional on restore: files written before it existed
  * leave the configuration's maintenance.enabled in force.
+ *
+ * With "redis" (fleet.h) each service also saves the shared state's
+ * version it is at, whether a change made here is not stored in Redis
+ * yet, and when the rollout's step started ("step_started" in "rollout"):
+ *   "fleet": {"version": 7, "pending": false}
+ * so that a restart goes on with the fleet's step rather than a new one,
+ * and Redis's state wins over the file only when it is newer.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -52,7 +59,7 @@ static json_t *timestamp(int64_t wall_ms)
     return json_string(ts);
 }
 
-static json_t *service_json(const struct sy_service *svc)
+static json_t *service_json(const struct sy_service *svc, bool fleet)
 {
     const struct sy_rollout_live *ro = &svc->live->rollout;
     json_t *rollout = json_pack("{s:s,s:i,s:s,s:s,s:o}",
@@ -60,10 +67,20 @@ static json_t *service_json(const struct sy_service *svc)
                                 "canary", slot_names[ro->canary_slot],
                                 "paused_from", sy_rollout_state_name(ro->paused_from),
                                 "started", timestamp(ro->started_wall_ms));
+    json_t *entry = json_pack("{s:s,s:i,s:b,s:o*}", "active", slot_names[sy_live_active(svc)],
+                              "canary_weight", sy_live_canary_weight(svc),
+                              "maintenance", sy_live_maintenance(svc), "rollout", rollout);
 
-    return json_pack("{s:s,s:i,s:b,s:o*}", "active", slot_names[sy_live_active(svc)],
-                     "canary_weight", sy_live_canary_weight(svc),
-                     "maintenance", sy_live_maintenance(svc), "rollout", rollout);
+    if (entry && fleet &&
+        (json_object_set_new(json_object_get(entry, "rollout"), "step_started",
+                             timestamp(ro->step_started_wall_ms)) < 0 ||
+         json_object_set_new(entry, "fleet", json_pack("{s:I,s:b}", "version",
+                                                       (json_int_t)svc->live->fleet.version,
+                                                       "pending", svc->live->fleet.pending)) < 0)) {
+        json_decref(entry);
+        return NULL;
+    }
+    return entry;
 }
 
 static int write_all(int fd, const char *p, size_t n)
@@ -157,7 +174,8 @@ void sy_state_save(const struct sy_conf *conf)
     state.dirty = true;
     json_t *services = json_object();
     for (size_t i = 0; services && i < conf->nservices; i++)
-        json_object_set_new(services, conf->services[i].name, service_json(&conf->services[i]));
+        json_object_set_new(services, conf->services[i].name,
+                            service_json(&conf->services[i], conf->redis.enabled));
     json_t *root = json_pack("{s:i,s:o,s:o*}", "version", STATE_VERSION,
                              "saved", timestamp(sy_clock_ms(CLOCK_REALTIME)),
                              "services", services);
@@ -201,6 +219,7 @@ struct restored {
     int active, weight;
     int maintenance;            /* -1: not in the file */
     struct sy_rollout_live rollout;
+    struct sy_fleet_live fleet; /* zero when not in the file */
 };
 
 /* Wall-clock ms of "2026-11-23T10:00:00.000Z" as sy_log_format_ts writes it; 0 if not. */
@@ -220,24 +239,33 @@ static int parse_service(const char *name, json_t *v, struct restored *out, char
                          size_t errlen)
 {
     const char *active = NULL, *st = "idle", *canary = "blue", *paused = "running";
-    json_int_t weight = -1, step = 0;
-    json_t *rollout = NULL, *started = NULL;
+    json_int_t weight = -1, step = 0, version = 0;
+    json_t *rollout = NULL, *started = NULL, *step_started = NULL, *fleet = NULL;
+    int pending = 0;
     json_error_t je;
 
     memset(out, 0, sizeof(*out));
     out->maintenance = -1;
-    if (json_unpack_ex(v, &je, 0, "{s:s,s:I,s?b,s?o}", "active", &active,
+    if (json_unpack_ex(v, &je, 0, "{s:s,s:I,s?b,s?o,s?o}", "active", &active,
                        "canary_weight", &weight, "maintenance", &out->maintenance,
-                       "rollout", &rollout) < 0) {
+                       "rollout", &rollout, "fleet", &fleet) < 0) {
         snprintf(err, errlen, "services.%s: %s", name, je.text);
         return -1;
     }
-    if (rollout && json_unpack_ex(rollout, &je, 0, "{s:s,s:I,s:s,s?s,s?o}", "state", &st,
+    if (rollout && json_unpack_ex(rollout, &je, 0, "{s:s,s:I,s:s,s?s,s?o,s?o}", "state", &st,
                                   "step", &step, "canary", &canary, "paused_from", &paused,
-                                  "started", &started) < 0) {
+                                  "started", &started, "step_started", &step_started) < 0) {
         snprintf(err, errlen, "services.%s.rollout: %s", name, je.text);
         return -1;
     }
+    if (fleet && (json_unpack_ex(fleet, &je, 0, "{s:I,s:b}", "version", &version, "pending",
+                                 &pending) < 0 || version < 0)) {
+        snprintf(err, errlen, "services.%s.fleet: %s", name, version < 0 ? "version below 0"
+                 : je.text);
+        return -1;
+    }
+    out->fleet.version = version;
+    out->fleet.pending = pending != 0;
     out->active = slot_parse(active);
     out->weight = (int)weight;
     int state_id = sy_rollout_state_parse(st), paused_id = sy_rollout_state_parse(paused);
@@ -261,6 +289,8 @@ static int parse_service(const char *name, json_t *v, struct restored *out, char
     /* "started" is null for a rollout never started */
     out->rollout.started_wall_ms = json_is_string(started)
                                    ? parse_ts(json_string_value(started)) : 0;
+    out->rollout.step_started_wall_ms = json_is_string(step_started)
+                                        ? parse_ts(json_string_value(step_started)) : 0;
     return 0;
 }
 
@@ -282,14 +312,27 @@ static void set_aside(const char *path, const char *why)
                      "configuration (could not keep it aside: %s)", path, why, strerror(errno));
 }
 
-static void adopt(const struct sy_service *svc, const struct restored *r, int64_t now_mono_ms)
+/*
+ * Alone, a restarted gateway starts its step's interval again: the figures
+ * that judged it did not survive. In a fleet ("redis" configured: fleet)
+ * the step goes on from when it started, as the other gateways and their
+ * figures know it, and the entry keeps its place in the shared state.
+ */
+static void adopt(const struct sy_service *svc, const struct restored *r, int64_t now_mono_ms,
+                  bool fleet)
 {
     struct sy_rollout_live *ro = &svc->live->rollout;
+    int64_t now_wall = sy_clock_ms(CLOCK_REALTIME);
 
-    sy_live_service_set(svc->live, (enum sy_slot)r->active, r->weight,
-                        sy_clock_ms(CLOCK_REALTIME));
+    sy_live_service_set(svc->live, (enum sy_slot)r->active, r->weight, now_wall);
     *ro = r->rollout;
     ro->step_started_ms = now_mono_ms;
+    if (fleet && ro->step_started_wall_ms > 0 && ro->step_started_wall_ms <= now_wall)
+        ro->step_started_ms = now_mono_ms - (now_wall - ro->step_started_wall_ms);
+    else
+        ro->step_started_wall_ms = now_wall;
+    if (fleet)
+        svc->live->fleet = r->fleet;
     if (sy_rollout_active(ro->state) &&
         (ro->canary_slot == r->active || (size_t)ro->step >= svc->rollout.nsteps)) {
         /* Not a rollout this configuration can go on with: the canary's share goes. */
@@ -372,7 +415,7 @@ int sy_state_restore(const struct sy_conf *conf, int64_t now_mono_ms, char *err,
     if (rc == 0)
         for (size_t i = 0; i < conf->nservices; i++)
             if (found[i])
-                adopt(&conf->services[i], &r[i], now_mono_ms);
+                adopt(&conf->services[i], &r[i], now_mono_ms, conf->redis.enabled);
     json_decref(root);
     free(r);
     free(found);

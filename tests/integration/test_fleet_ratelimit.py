@@ -389,7 +389,8 @@ class FleetRateLimit(unittest.TestCase):
             fams = parse_metrics(admin.Admin(gw).get("/metrics").text)
             return sample(fams, "switchyard_config_reloads_total", result="success")
         before = clients()
-        self.assertEqual(len(before), 2, before)       # one per worker
+        # one per worker, and the main thread's two of the fleet (commands, subscriber)
+        self.assertEqual(len(before), 4, before)
         cfg["rate_limits"]["per-ip"]["rate"] = 40      # a change elsewhere
         gw.write_config(cfg)
         gw.reload()
@@ -400,7 +401,7 @@ class FleetRateLimit(unittest.TestCase):
         gw.write_config(cfg)
         gw.reload()
         self.assertTrue(proxytest.wait_until(
-            lambda: len(clients()) == 2 and not set(clients()) & set(before), 10), clients())
+            lambda: len(clients()) == 4 and not set(clients()) & set(before), 10), clients())
         # the budgets now live in db 3
         conn = r.connect()
         self.addCleanup(conn.close)

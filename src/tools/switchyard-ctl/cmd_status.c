@@ -3,9 +3,12 @@
  * cmd_status.c: `switchyard-ctl status`, GET /api/v1/status: the gateway
  * in two lines, then a table of services (active slot, the pool of each
  * slot, canary weight, ready; MAINT while some service serves its
- * maintenance page) and one of pools (instances, healthy, usable).
+ * maintenance page; LEADER in a fleet: the gateway that runs the rollout
+ * controller, "this" for the one asked) and one of pools (instances,
+ * healthy, usable). In a fleet a third line names the gateway and counts them.
  */
 #include <stdio.h>
+#include <string.h>
 
 #include "ctl.h"
 
@@ -27,8 +30,24 @@ static void print_gateway(const json_t *st)
         ctl_duration(ctl_int(st, "uptime_s", 0), up, sizeof(up));
     printf("switchyard %s  pid %lld  up %s  workers %lld\n", ctl_str(st, "version", "-"),
            ctl_int(st, "pid", 0), up, ctl_int(st, "workers", 0));
-    printf("config %s  reloads %lld ok, %lld failed\n\n", ctl_str(st, "config_file", "-"),
+    printf("config %s  reloads %lld ok, %lld failed\n", ctl_str(st, "config_file", "-"),
            ctl_int(reloads, "success", 0), ctl_int(reloads, "failure", 0));
+    /* gateways without a fleet, or before fleets existed, send null or nothing */
+    const json_t *fleet = json_object_get(st, "fleet");
+    if (json_is_object(fleet))
+        printf("fleet gateway %s  %lld gateway(s) on its Redis\n", ctl_str(fleet, "gateway", "-"),
+               ctl_int(fleet, "gateways", 0));
+    putchar('\n');
+}
+
+/* The leader column's text: "this" for the gateway asked, "-" when unknown. */
+static const char *leader_text(const json_t *svc, const char *self)
+{
+    const char *leader = ctl_str(svc, "leader", NULL);
+
+    if (!leader)
+        return "-";
+    return self && strcmp(leader, self) == 0 ? "this" : leader;
 }
 
 /* Gateways before 0.2 report no rollouts: the column shows when one does. */
@@ -41,11 +60,11 @@ static const char *rollout_state(const json_t *svc)
     return json_is_object(r) ? ctl_str(r, "state", NULL) : NULL;
 }
 
-static void print_services(struct ctl *ctl, const json_t *services)
+static void print_services(struct ctl *ctl, const json_t *services, const char *self)
 {
     const json_t *svc;
     size_t i;
-    int rollouts = 0, scaling = 0, maint = 0;
+    int rollouts = 0, scaling = 0, maint = 0, fleet = self != NULL;
     struct ctl_table *t;
 
     json_array_foreach(services, i, svc) {
@@ -53,7 +72,7 @@ static void print_services(struct ctl *ctl, const json_t *services)
         scaling |= json_is_object(json_object_get(svc, "scaling"));
         maint |= json_is_true(json_object_get(svc, "maintenance"));
     }
-    t = ctl_table_new(6 + rollouts + scaling + maint);
+    t = ctl_table_new(6 + rollouts + scaling + maint + fleet);
     ctl_table_add(t, CTL_PLAIN, "SERVICE");
     ctl_table_add(t, CTL_PLAIN, "ACTIVE");
     ctl_table_add(t, CTL_PLAIN, "BLUE");
@@ -65,6 +84,8 @@ static void print_services(struct ctl *ctl, const json_t *services)
         ctl_table_add(t, CTL_PLAIN, "SCALE");
     if (maint)
         ctl_table_add(t, CTL_PLAIN, "MAINT");
+    if (fleet)
+        ctl_table_add(t, CTL_PLAIN, "LEADER");
     ctl_table_add(t, CTL_PLAIN, "READY");
     json_array_foreach(services, i, svc) {
         const json_t *pools = json_object_get(svc, "pools");
@@ -89,6 +110,8 @@ static void print_services(struct ctl *ctl, const json_t *services)
             bool on = json_is_true(json_object_get(svc, "maintenance"));
             ctl_table_add(t, on ? CTL_RED : CTL_PLAIN, "%s", on ? "on" : "-");
         }
+        if (fleet)
+            ctl_table_add(t, CTL_PLAIN, "%s", leader_text(svc, self));
         if (json_is_boolean(ready))
             ctl_table_add(t, json_is_true(ready) ? CTL_GREEN : CTL_RED, "%s",
                           json_is_true(ready) ? "yes" : "no");
@@ -132,8 +155,10 @@ static int status_exec(struct ctl *ctl, int argc, char **argv)
     (void)argc, (void)argv;
     if ((rc = ctl_call(ctl, "GET", "/api/v1/status", NULL, &resp)) >= 0)
         return rc;
+    const json_t *fleet = json_object_get(resp.body, "fleet");
     print_gateway(resp.body);
-    print_services(ctl, json_object_get(resp.body, "services"));
+    print_services(ctl, json_object_get(resp.body, "services"),
+                   json_is_object(fleet) ? ctl_str(fleet, "gateway", "") : NULL);
     putchar('\n');
     print_pools(ctl, json_object_get(resp.body, "pools"));
     ctl_response_free(&resp);
