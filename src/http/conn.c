@@ -582,9 +582,10 @@ static int h1_send_head(struct sy_request *req)
     return 0;
 }
 
-static ssize_t h1_send_body(struct sy_request *req, const char *p, size_t len)
+static ssize_t h1_send_body(struct sy_request *req, const char *p, size_t len, bool last)
 {
     struct sy_client *c = req->client;
+    (void)last;
     ssize_t n = sy_io_write(&c->io, p, len);
 
     if (n > 0)
@@ -755,12 +756,33 @@ static void client_on_write(evutil_socket_t fd, short what, void *arg)
     sy_request_writable(c->req);
 }
 
+/*
+ * A reload gave the worker a new snapshot: HTTP/2 connections begun on an
+ * older one get GOAWAY (as nginx's old workers send it), so that their
+ * clients reconnect to the new listeners' settings and certificates. Seen
+ * at the next accept or the next housekeeping second, whichever is first.
+ */
+static void notice_reload(struct sy_http_worker *hw)
+{
+    if (hw->w->conf == hw->conf_seen)
+        return;
+    hw->conf_seen = hw->w->conf;
+    hw->conf_gen++;
+    for (struct sy_client *c = hw->clients.next, *next; c != &hw->clients; c = next) {
+        next = c->next;
+        if (c->state == SY_CLIENT_H2)
+            sy_h2_conf_changed(c, hw->conf_gen);
+    }
+}
+
 static void http_accept(struct sy_worker *w, int fd, const struct sockaddr *peer,
                         socklen_t peerlen, size_t listen_index)
 {
     struct sy_http_worker *hw = w->http;
     struct sy_tls_server *tls = w->conf->listen[listen_index].tls_server;
     static const int one = 1;
+
+    notice_reload(hw);
 
     struct sy_client *c = calloc(1, sizeof(*c));
     if (!c) {
@@ -802,13 +824,14 @@ static void http_accept(struct sy_worker *w, int fd, const struct sockaddr *peer
 
 /* ---- worker hooks ------------------------------------------------------- */
 
-/* Once a second on each worker: what the worker's logging owes (log.h). */
+/* Once a second on each worker: what the worker's logging owes (log.h), a reload unseen. */
 static void on_housekeeping(evutil_socket_t fd, short what, void *arg)
 {
     struct sy_http_worker *hw = arg;
 
     (void)fd, (void)what;
     sy_log_security_tick(sy_worker_now_ms(hw->w));
+    notice_reload(hw);
 }
 
 static int http_worker_init(struct sy_worker *w)
@@ -830,6 +853,7 @@ static int http_worker_init(struct sy_worker *w)
     snprintf(hw->request_id_prefix, sizeof(hw->request_id_prefix), "%016llx",
              (unsigned long long)(seed ^ w->id));
     hw->rng = (seed ^ w->id) | 1;
+    hw->conf_seen = w->conf;
     event_assign(&hw->housekeeping, w->base, -1, EV_PERSIST, on_housekeeping, hw);
     event_add(&hw->housekeeping, &second);
     w->http = hw;
@@ -847,7 +871,7 @@ static void http_drain(struct sy_worker *w, bool close_idle)
     for (struct sy_client *c = hw->clients.next, *next; c != &hw->clients; c = next) {
         next = c->next;
         if (c->state == SY_CLIENT_H2)
-            sy_h2_drain(c);
+            sy_h2_drain(c, false);
     }
     if (!close_idle)
         return;         /* each closes after its next response, or idle at keepalive_timeout_ms */
@@ -953,6 +977,7 @@ int sy_http_prepare_conf(struct sy_conf *conf, unsigned nworkers, char *err, siz
         snprintf(err, errlen, "out of memory preparing the pools");
         return -1;
     }
+    sy_h2_metrics_init();
     if (intern_metrics(conf) < 0) {
         snprintf(err, errlen, "out of memory preparing the metrics");
         return -1;

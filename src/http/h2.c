@@ -4,40 +4,61 @@
  * that chose "h2" by ALPN. nghttp2 does the framing, HPACK, flow control
  * and most of the validation; this file turns each stream into a request
  * and is its downstream (struct sy_downstream_ops). A stream's head is
- * written as HTTP/1.1 text into the request's own buffer and parsed by the
- * same strict parser, so every later phase is the one HTTP/1.1 takes.
+ * written as HTTP/1.1 text into the request's own buffer (h2_fields.c) and
+ * parsed by the same strict parser, so every later phase is the one
+ * HTTP/1.1 takes.
  * The one rule: nghttp2 is never re-entered from its own callbacks. The
  * downstream calls only queue frames and ask for a flush; the connection's
- * events (read, write, timers) run the session and may close it.
+ * events (read, write, timers) run the session and may close it. Trailers
+ * pass both ways (a request's into its chunked body upstream, an app's as
+ * a HEADERS frame after the last DATA); a reload or a stop ends each
+ * connection with a graceful GOAWAY. What a connection may hold is bounded
+ * (Memory, below).
  *
  * Ownership: the connection (struct sy_h2_conn, c->h2) owns its streams;
  * a stream owns its request, which is logged when its response is done or
- * given up, and freed when nghttp2 closes the stream (its response bytes
- * may still be framed from the request's memory until then).
+ * given up, and freed when nghttp2 closes the stream (its last response
+ * bytes may still be framed from the stream's own buffer until then).
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "h2.h"
 
 #if SY_HAVE_NGHTTP2
 
-#include <nghttp2/nghttp2.h>
-
 #include "core/log.h"
+#include "core/metrics.h"
+#include "h2_internal.h"
 #include "http.h"
 
 /*
- * Request body bytes in flight per stream: the protocol's default window,
- * which a client may use before it has our SETTINGS. A stream's staging
- * buffer (allocated while a body arrives) holds that much, because the
- * window is given back only as the proxy moves the bytes on: a slow app
- * stalls its own stream, not the connection (whose window is larger).
+ * Memory. Request body bytes in flight per stream: the protocol's default
+ * window, which a client may use before it has our SETTINGS; per
+ * connection: H2_CONN_WINDOW. Both windows are given back only as the
+ * proxy moves the bytes on, so a slow app stalls its own stream, and the
+ * DATA a connection may have the gateway hold is H2_CONN_WINDOW in all. A
+ * stream's staging buffer grows with what it holds (doubling, from 4 KiB
+ * to the window) and goes once the proxy took it all.
+ * Response bodies are framed from the proxy's own buffer (zero copy): a
+ * stream takes more from its app only once the last bytes were framed
+ * into the connection's one output buffer, which the socket drains. So an
+ * HTTP/2 connection holds at most, besides nghttp2's own state (HPACK
+ * tables, a stream object each):
+ *   per stream: its request (~6 KiB with max_headers 100), its head
+ *     buffer and one more (the upstream's while its app answers, then the
+ *     response's last bytes until they are framed), each a pool buffer:
+ *     16 KiB or max_header_bytes + 4 KiB, whichever is more; with
+ *     trailers, up to max_header_bytes more;
+ *   per connection: H2_CONN_WINDOW of request DATA (twice that allocated
+ *     at worst) and one output buffer.
+ * With the defaults (128 streams, 20 KiB buffers): 128 x 46 KiB + 2 MiB
+ * + 20 KiB, under 8 MiB, of which a stream waiting for its app uses 26 KiB.
  */
 #define H2_STREAM_WINDOW 65535
+#define H2_STAGING_MIN 4096
 #define H2_CONN_WINDOW (1 << 20)
 /* A DATA frame and its header fit an empty output buffer (every buffer holds 16 KiB). */
 #define H2_DATA_MAX (16384 - 64)
@@ -57,45 +78,44 @@
 #define H2_CONTROL_PER_S 100
 #define H2_MAX_CONTINUATIONS 4
 
+/*
+ * Metrics (per-worker counters, metrics.h): every stream that had a
+ * request once it closes, by how it ended, and every GOAWAY by why.
+ */
+enum h2_result {
+    RES_OK,                     /* closed normally: its response went out whole */
+    RES_CLIENT_RESET,           /* the client sent RST_STREAM */
+    RES_MALFORMED,              /* we reset it by the RFC: PROTOCOL_ERROR, FLOW_CONTROL_ERROR */
+    RES_ERROR,                  /* we reset it: the response failed (INTERNAL_ERROR) */
+    RES_REFUSED,                /* never processed (REFUSED_STREAM, past a GOAWAY) */
+    RES_CONNECTION_CLOSED,      /* the connection ended under it */
+    RES_COUNT,
+};
+static const char *const result_names[RES_COUNT] = {
+    "ok", "client_reset", "malformed", "error", "refused", "connection_closed",
+};
+
+enum h2_goaway {
+    GA_RELOAD,                  /* a new configuration: reconnect */
+    GA_SHUTDOWN,                /* graceful stop */
+    GA_IDLE,                    /* keep-alive timeout with no stream open */
+    GA_HEADER_TIMEOUT,          /* a header block that never ended */
+    GA_FLOOD,                   /* ENHANCE_YOUR_CALM: resets, CONTINUATION, control frames */
+    GA_PROTOCOL_ERROR,          /* a connection error (nghttp2's own GOAWAY included) */
+    GA_COUNT,
+};
+static const char *const goaway_names[GA_COUNT] = {
+    "reload", "shutdown", "idle", "header_timeout", "flood", "protocol_error",
+};
+
+/* Interned once on the main thread (sy_h2_metrics_init) before any worker runs. */
+static uint32_t result_series[RES_COUNT], goaway_series[GA_COUNT];
+static bool series_ready;
+
 /* A token bucket, in thousandths of a token. */
 struct h2_budget {
     int64_t tokens_milli;
     int64_t at_ms;
-};
-
-enum pseudo { PS_METHOD, PS_PATH, PS_AUTHORITY, PS_SCHEME, PS_COUNT };
-
-struct sy_h2_stream {
-    int32_t id;
-    struct sy_h2_conn *h2;
-    struct sy_request *req;             /* freed when the stream closes */
-    struct sy_h2_stream *prev, *next;   /* the connection's streams */
-
-    /* the head, as it is written into req->in */
-    nghttp2_rcbuf *pseudo[PS_COUNT];    /* held until the request line is written */
-    nghttp2_rcbuf **cookies;            /* joined into one line (RFC 9113 8.2.3) */
-    uint32_t ncookies, cookies_cap;
-    int fail_status;                    /* the head is refused with this status */
-    const char *fail_reason;
-    const char *reset_reason;           /* why we reset it (a stream error) */
-    bool line_written;
-    bool has_length;                    /* a content-length came */
-    bool reset;                         /* RST_STREAM sent or queued */
-
-    /* the request body */
-    struct sy_buf *body;                /* DATA received, not yet in req->in (malloc'd) */
-    bool in_ended;                      /* END_STREAM received */
-    bool chunked;                       /* goes upstream chunked: no content-length */
-    bool last_chunk;                    /* the last chunk went into req->in */
-    bool discard;                       /* the body is not wanted any more */
-    bool want_read, want_write;         /* the proxy waits on this stream */
-
-    /* the response */
-    bool head_sent;
-    bool out_eof;                       /* the whole response was handed over */
-    bool deferred;                      /* nghttp2 waits for data (resume_data) */
-    bool end_sent;                      /* END_STREAM went out */
-    struct sy_buf *out;                 /* body bytes not yet framed */
 };
 
 struct sy_h2_conn {
@@ -109,6 +129,8 @@ struct sy_h2_conn {
     unsigned nstreams;
     uint32_t continuations;             /* in the current header block */
     struct h2_budget resets, control;
+    uint32_t conf_gen;                  /* the worker's reloads when it began (conn.c) */
+    bool goaway_counted;                /* its GOAWAY is in the metrics */
     bool flush_queued;
     bool write_blocked;                 /* waiting for the socket (wev armed) */
     bool draining;
@@ -162,6 +184,49 @@ static void make_room(struct sy_buf *b, size_t want)
     b->start = 0;
 }
 
+static void count(const struct sy_h2_conn *h2, uint32_t series)
+{
+    if (series_ready)
+        sy_metrics_count_event(h2->c->hw->metrics, series, 1);
+}
+
+/* The connection's GOAWAY, once (a graceful one is two frames: notice and final). */
+static void count_goaway(struct sy_h2_conn *h2, enum h2_goaway why)
+{
+    if (h2->goaway_counted)
+        return;
+    h2->goaway_counted = true;
+    count(h2, goaway_series[why]);
+}
+
+static enum h2_result stream_result(const struct sy_h2_stream *st)
+{
+    if (st->client_reset)
+        return RES_CLIENT_RESET;
+    if (st->rst_sent == NGHTTP2_INTERNAL_ERROR)
+        return RES_ERROR;
+    if (st->rst_sent == NGHTTP2_REFUSED_STREAM || st->close_code == NGHTTP2_REFUSED_STREAM)
+        return RES_REFUSED;
+    if (st->rst_sent != NGHTTP2_NO_ERROR)
+        return RES_MALFORMED;
+    if (!st->end_sent)
+        return RES_CONNECTION_CLOSED;
+    return RES_OK;
+}
+
+void sy_h2_metrics_init(void)
+{
+    if (series_ready)
+        return;
+    for (int i = 0; i < RES_COUNT; i++)
+        result_series[i] = sy_metrics_counter("switchyard_h2_streams_total", result_names[i],
+                                              NULL);
+    for (int i = 0; i < GA_COUNT; i++)
+        goaway_series[i] = sy_metrics_counter("switchyard_h2_goaway_total", goaway_names[i],
+                                              NULL);
+    series_ready = true;
+}
+
 static void security_event(const struct sy_h2_conn *h2, const char *reason)
 {
     const struct sy_log_field proto = {.name = "proto", .str = "h2"};
@@ -178,6 +243,7 @@ static void flood(struct sy_h2_conn *h2, const char *reason)
         return;
     h2->closing = true;
     security_event(h2, reason);
+    count_goaway(h2, GA_FLOOD);
     nghttp2_session_terminate_session(h2->session, NGHTTP2_ENHANCE_YOUR_CALM);
 }
 
@@ -202,20 +268,6 @@ static struct sy_h2_stream *stream_of(nghttp2_session *session, int32_t id)
 
 /* ---- streams ------------------------------------------------------------ */
 
-static void drop_head_parts(struct sy_h2_stream *st)
-{
-    for (int i = 0; i < PS_COUNT; i++) {
-        if (st->pseudo[i])
-            nghttp2_rcbuf_decref(st->pseudo[i]);
-        st->pseudo[i] = NULL;
-    }
-    for (uint32_t i = 0; i < st->ncookies; i++)
-        nghttp2_rcbuf_decref(st->cookies[i]);
-    free(st->cookies);
-    st->cookies = NULL;
-    st->ncookies = st->cookies_cap = 0;
-}
-
 /* The request body that came and is not wanted: its window goes back. */
 static void discard_body(struct sy_h2_stream *st)
 {
@@ -228,14 +280,34 @@ static void discard_body(struct sy_h2_stream *st)
     }
 }
 
-/* A staging buffer for a stream's window of request body (not from the pool: larger). */
-static struct sy_buf *staging_new(void)
+/*
+ * Room for len more bytes in the stream's staging buffer, which grows by
+ * doubling up to the stream's window. -1: no memory, or more than the
+ * window allows (nghttp2 checks that first; this is a second lock).
+ */
+static int staging_room(struct sy_h2_stream *st, size_t len)
 {
-    struct sy_buf *b = malloc(sizeof(*b) + H2_STREAM_WINDOW);
+    struct sy_buf *b = st->body;
+    size_t held = b ? sy_buf_len(b) : 0, cap = b ? b->cap : 0;
 
     if (b)
-        *b = (struct sy_buf){.cap = H2_STREAM_WINDOW};
-    return b;
+        make_room(b, len);
+    if (cap - (b ? b->end : 0) >= len)
+        return 0;
+    if (held + len > H2_STREAM_WINDOW)
+        return -1;
+    while (cap < held + len)
+        cap = cap ? cap * 2 : H2_STAGING_MIN;
+    if (cap > H2_STREAM_WINDOW)
+        cap = H2_STREAM_WINDOW;
+    struct sy_buf *grown = realloc(b, sizeof(*grown) + cap);
+    if (!grown)
+        return -1;
+    if (!b)
+        *grown = (struct sy_buf){.cap = 0};
+    grown->cap = (uint32_t)cap;
+    st->body = grown;
+    return 0;
 }
 
 static struct sy_h2_stream *stream_new(struct sy_h2_conn *h2, int32_t id)
@@ -278,6 +350,7 @@ static void stream_free(struct sy_h2_stream *st)
     struct sy_h2_conn *h2 = st->h2;
     struct sy_request *req = st->req;
 
+    count(h2, result_series[stream_result(st)]);
     if (req) {
         sy_request_log_end(req, true);     /* nothing when it was already logged */
         sy_buf_put(bufs_of(h2), req->in);
@@ -286,7 +359,9 @@ static void stream_free(struct sy_h2_stream *st)
         st->req = NULL;
     }
     discard_body(st);
-    drop_head_parts(st);
+    sy_h2_head_parts_free(st);
+    free(st->trailers);
+    free(st->resp_trailers);
     sy_buf_put(bufs_of(h2), st->out);
     st->prev->next = st->next;
     st->next->prev = st->prev;
@@ -295,122 +370,9 @@ static void stream_free(struct sy_h2_stream *st)
         sy_event_arm(&h2->idle, h2->c->hw->w->conf->limits.keepalive_timeout_ms);
 }
 
-/* ---- the request head: HTTP/2 fields as HTTP/1.1 text --------------------- */
+/* ---- the request head (translated in h2_fields.c) -------------------------- */
 
-static void refuse_head(struct sy_h2_stream *st, int status, const char *reason)
-{
-    if (!st->fail_status) {
-        st->fail_status = status;
-        st->fail_reason = reason;
-    }
-}
-
-/* Appends to the head text, refusing the head (431) past max_header_bytes. */
-static void head_put(struct sy_h2_stream *st, const void *p, size_t n)
-{
-    struct sy_buf *in = st->req->in;
-    /* room is kept for the empty line that ends the head */
-    size_t limit = (size_t)st->req->conf->limits.max_header_bytes - 2;
-
-    if (st->fail_status)
-        return;
-    if (in->end + n > limit || in->end + n > in->cap) {
-        refuse_head(st, 431, "request head too large");
-        return;
-    }
-    memcpy(in->data + in->end, p, n);
-    in->end += (uint32_t)n;
-}
-
-#define HEAD_LIT(st, lit) head_put((st), (lit), sizeof(lit) - 1)
-
-static void head_put_rcbuf(struct sy_h2_stream *st, nghttp2_rcbuf *rc)
-{
-    nghttp2_vec v = nghttp2_rcbuf_get_buf(rc);
-    head_put(st, v.base, v.len);
-}
-
-/* A request target as HTTP/1.1 carries it: visible ASCII only (RFC 9112 3.2). */
-static bool valid_target(nghttp2_vec v)
-{
-    if (v.len == 0)
-        return false;
-    for (size_t i = 0; i < v.len; i++)
-        if (v.base[i] <= 0x20 || v.base[i] >= 0x7f)
-            return false;
-    return true;
-}
-
-/* The request line and Host, once the pseudo-header fields are all in. */
-static void write_request_line(struct sy_h2_stream *st)
-{
-    nghttp2_rcbuf **ps = st->pseudo;
-
-    st->line_written = true;
-    if (!ps[PS_METHOD]) {
-        refuse_head(st, 400, "HTTP/2 request without :method");
-        return;
-    }
-    nghttp2_vec method = nghttp2_rcbuf_get_buf(ps[PS_METHOD]);
-    if (method.len == 7 && memcmp(method.base, "CONNECT", 7) == 0) {
-        refuse_head(st, 501, "CONNECT over HTTP/2 is not supported");
-        return;
-    }
-    if (!ps[PS_PATH] || !valid_target(nghttp2_rcbuf_get_buf(ps[PS_PATH]))) {
-        refuse_head(st, 400, "invalid :path");
-        return;
-    }
-    head_put_rcbuf(st, ps[PS_METHOD]);
-    HEAD_LIT(st, " ");
-    head_put_rcbuf(st, ps[PS_PATH]);
-    HEAD_LIT(st, " HTTP/1.1\r\n");
-    if (ps[PS_AUTHORITY]) {
-        /* RFC 9113 8.3.1: :authority stands for Host */
-        HEAD_LIT(st, "host: ");
-        head_put_rcbuf(st, ps[PS_AUTHORITY]);
-        HEAD_LIT(st, "\r\n");
-    }
-}
-
-static int pseudo_index(nghttp2_vec name)
-{
-    static const char *const names[PS_COUNT] = {":method", ":path", ":authority", ":scheme"};
-
-    for (int i = 0; i < PS_COUNT; i++)
-        if (name.len == strlen(names[i]) && memcmp(name.base, names[i], name.len) == 0)
-            return i;
-    return -1;
-}
-
-static bool name_is(nghttp2_vec name, const char *lit)
-{
-    return name.len == strlen(lit) && memcmp(name.base, lit, name.len) == 0;
-}
-
-/* RFC 9113 8.2.2: connection-specific fields make a request malformed. */
-static bool connection_specific(nghttp2_vec name)
-{
-    return name_is(name, "connection") || name_is(name, "keep-alive") ||
-           name_is(name, "proxy-connection") || name_is(name, "transfer-encoding") ||
-           name_is(name, "upgrade");
-}
-
-static void keep_cookie(struct sy_h2_stream *st, nghttp2_rcbuf *value)
-{
-    if (st->ncookies == st->cookies_cap) {
-        uint32_t cap = st->cookies_cap ? st->cookies_cap * 2 : 4;
-        nghttp2_rcbuf **p = realloc(st->cookies, cap * sizeof(*p));
-        if (!p) {
-            refuse_head(st, 503, "out of memory");
-            return;
-        }
-        st->cookies = p;
-        st->cookies_cap = cap;
-    }
-    nghttp2_rcbuf_incref(value);
-    st->cookies[st->ncookies++] = value;
-}
-
+/* A field of a request's head or trailers; a malformed one resets the stream. */
 static int on_header(nghttp2_session *session, const nghttp2_frame *frame, nghttp2_rcbuf *name,
                      nghttp2_rcbuf *value, uint8_t flags, void *user)
 {
@@ -418,44 +380,19 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, nghtt
     struct sy_h2_stream *st;
     (void)flags;
 
-    if (h2->dead || frame->hd.type != NGHTTP2_HEADERS ||
-        frame->headers.cat != NGHTTP2_HCAT_REQUEST)
-        return 0;               /* trailers are not passed on (yet) */
+    if (h2->dead || frame->hd.type != NGHTTP2_HEADERS)
+        return 0;
     if (!(st = stream_of(session, frame->hd.stream_id)) || !st->req || st->reset)
         return 0;
-    nghttp2_vec n = nghttp2_rcbuf_get_buf(name), v = nghttp2_rcbuf_get_buf(value);
-    if (n.len > 0 && n.base[0] == ':') {
-        int i = pseudo_index(n);
-        if (i < 0 || st->line_written || st->pseudo[i]) {
-            stream_error(st, NGHTTP2_PROTOCOL_ERROR, "invalid HTTP/2 pseudo-header field");
-            return 0;
-        }
-        nghttp2_rcbuf_incref(value);
-        st->pseudo[i] = value;
+    if (frame->headers.cat == NGHTTP2_HCAT_HEADERS) {
+        sy_h2_trailer_field(st, name, value);
         return 0;
     }
-    if (!st->line_written)
-        write_request_line(st);
-    if (connection_specific(n)) {
-        stream_error(st, NGHTTP2_PROTOCOL_ERROR, "connection-specific field in an HTTP/2 request");
+    if (frame->headers.cat != NGHTTP2_HCAT_REQUEST)
         return 0;
-    }
-    if (name_is(n, "host") && st->pseudo[PS_AUTHORITY]) {
-        nghttp2_vec a = nghttp2_rcbuf_get_buf(st->pseudo[PS_AUTHORITY]);
-        if (a.len != v.len || strncasecmp((const char *)a.base, (const char *)v.base, v.len))
-            stream_error(st, NGHTTP2_PROTOCOL_ERROR, "HTTP/2 :authority and Host disagree");
-        return 0;               /* the same: Host is written already */
-    }
-    if (name_is(n, "cookie")) {
-        keep_cookie(st, value);
-        return 0;
-    }
-    if (name_is(n, "content-length"))
-        st->has_length = true;
-    head_put(st, n.base, n.len);
-    HEAD_LIT(st, ": ");
-    head_put(st, v.base, v.len);
-    HEAD_LIT(st, "\r\n");
+    const char *malformed = sy_h2_head_field(st, name, value);
+    if (malformed)
+        stream_error(st, NGHTTP2_PROTOCOL_ERROR, malformed);
     return 0;
 }
 
@@ -484,28 +421,8 @@ static void head_complete(struct sy_h2_stream *st, bool end_stream)
     };
 
     event_del(&req->client_wev);            /* the header timeout */
-    if (!st->line_written)
-        write_request_line(st);
-    if (st->ncookies) {
-        HEAD_LIT(st, "cookie: ");
-        for (uint32_t i = 0; i < st->ncookies; i++) {
-            if (i)
-                HEAD_LIT(st, "; ");
-            head_put_rcbuf(st, st->cookies[i]);
-        }
-        HEAD_LIT(st, "\r\n");
-    }
     st->in_ended = end_stream;
-    if (!end_stream && !st->has_length) {
-        /* a body of unknown length goes upstream chunked; read_body frames it */
-        st->chunked = true;
-        HEAD_LIT(st, "transfer-encoding: chunked\r\n");
-    }
-    drop_head_parts(st);
-    if (!st->fail_status) {
-        req->in->data[req->in->end++] = '\r';   /* head_put kept room for these two */
-        req->in->data[req->in->end++] = '\n';
-    }
+    sy_h2_head_finish(st, end_stream);
     if (st->fail_status) {
         sy_request_reject(req, st->fail_status, st->fail_reason);
         return;
@@ -595,6 +512,9 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
         return 0;
     bool end_stream = frame->hd.flags & NGHTTP2_FLAG_END_STREAM;
     switch (frame->hd.type) {
+    case NGHTTP2_RST_STREAM:
+        st->client_reset = true;
+        return 0;
     case NGHTTP2_HEADERS:
         if (frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
             if (!st->reset)
@@ -628,18 +548,14 @@ static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t id,
         nghttp2_session_consume(session, id, len);
         return 0;
     }
-    if (!st->body && !(st->body = staging_new())) {
+    if (staging_room(st, len) < 0) {
+        bool over = (st->body ? sy_buf_len(st->body) : 0) + len > H2_STREAM_WINDOW;
         nghttp2_session_consume(session, id, len);
-        stream_error(st, NGHTTP2_INTERNAL_ERROR, "out of buffers");
+        stream_error(st, over ? NGHTTP2_FLOW_CONTROL_ERROR : NGHTTP2_INTERNAL_ERROR,
+                     over ? "HTTP/2 flow control violated" : "out of memory");
         return 0;
     }
-    make_room(st->body, len);
-    if (sy_buf_room(st->body) < len) {
-        /* more than the window allows: nghttp2 checks it, this is a second lock */
-        nghttp2_session_consume(session, id, len);
-        stream_error(st, NGHTTP2_FLOW_CONTROL_ERROR, "HTTP/2 flow control violated");
-        return 0;
-    }
+    st->got_data = true;
     memcpy(st->body->data + st->body->end, data, len);
     st->body->end += (uint32_t)len;
     if (st->want_read)
@@ -651,11 +567,11 @@ static int on_stream_close(nghttp2_session *session, int32_t id, uint32_t error_
 {
     struct sy_h2_conn *h2 = user;
     struct sy_h2_stream *st;
-    (void)error_code;
 
     if (h2->dead || !(st = stream_of(session, id)))
         return 0;
     nghttp2_session_set_stream_user_data(session, id, NULL);
+    st->close_code = error_code;
     stream_free(st);
     return 0;
 }
@@ -687,11 +603,11 @@ static ssize_t on_send(nghttp2_session *session, const uint8_t *data, size_t len
     return (ssize_t)n;
 }
 
-/* Bytes of the response body ready to frame: a local body queued in req->out, then st->out. */
+/* Response body bytes ready to frame: a local body queued in req->out, the span, the tail. */
 static size_t body_ready(const struct sy_h2_stream *st)
 {
     const struct sy_iovq *q = &st->req->out;
-    size_t n = st->out ? sy_buf_len(st->out) : 0;
+    size_t n = st->span_len + (st->out ? sy_buf_len(st->out) : 0);
 
     for (int i = q->pos; i < q->n; i++)
         n += q->iov[i].iov_len;
@@ -713,6 +629,15 @@ static void body_take(struct sy_h2_stream *st, uint8_t *dst, size_t n)
         if ((v->iov_len -= k) == 0)
             q->pos++;
     }
+    size_t k = n < st->span_len ? n : st->span_len;
+    if (k) {
+        memcpy(dst, st->span, k);
+        dst += k;
+        n -= k;
+        st->span += k;
+        st->span_len -= k;
+        st->taken += k;
+    }
     if (n) {
         memcpy(dst, st->out->data + st->out->start, n);
         st->out->start += (uint32_t)n;
@@ -726,7 +651,7 @@ static ssize_t on_data_read(nghttp2_session *session, int32_t id, uint8_t *buf, 
                             uint32_t *flags, nghttp2_data_source *source, void *user)
 {
     struct sy_h2_stream *st = source->ptr;
-    (void)session, (void)id, (void)buf, (void)user;
+    (void)id, (void)buf, (void)user;
 
     if (!st->req)
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
@@ -739,8 +664,15 @@ static ssize_t on_data_read(nghttp2_session *session, int32_t id, uint8_t *buf, 
     }
     size_t n = ready < length ? ready : length;
     *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
-    if (st->out_eof && n == ready)
+    if (st->out_eof && n == ready) {
         *flags |= NGHTTP2_DATA_FLAG_EOF;
+        /* the trailers end the stream instead (nghttp2 allows submitting them from here) */
+        if (st->resp_trailers && nghttp2_submit_trailer(session, st->id, st->resp_trailers,
+                                                        st->nresp_trailers) == 0)
+            *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+        free(st->resp_trailers);
+        st->resp_trailers = NULL;
+    }
     return (ssize_t)n;
 }
 
@@ -760,9 +692,12 @@ static int on_send_data(nghttp2_session *session, nghttp2_frame *frame, const ui
     memcpy(out->data + out->end, framehd, 9);
     body_take(st, (uint8_t *)out->data + out->end + 9, length);
     out->end += (uint32_t)(9 + length);
-    /* the proxy refills once half the stream's buffer is free */
-    if (st->want_write && (!st->out || sy_buf_len(st->out) <= st->out->cap / 2))
-        wake(st, EV_WRITE);
+    if (st->want_write && st->req) {
+        if (st->span_len == 0 && (!st->out || sy_buf_len(st->out) <= st->out->cap / 2))
+            wake(st, EV_WRITE);         /* what it offered is framed: the proxy goes on */
+        else                            /* a slow reader that reads still reads */
+            sy_event_arm(&st->req->client_wev, st->req->conf->limits.client_body_timeout_ms);
+    }
     return 0;
 }
 
@@ -771,8 +706,12 @@ static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, v
     struct sy_h2_conn *h2 = user;
     struct sy_h2_stream *st;
 
+    if (!h2->dead && frame->hd.type == NGHTTP2_GOAWAY)
+        count_goaway(h2, GA_PROTOCOL_ERROR);    /* nghttp2's own; ours were counted */
     if (h2->dead || frame->hd.stream_id == 0 || !(st = stream_of(session, frame->hd.stream_id)))
         return 0;
+    if (frame->hd.type == NGHTTP2_RST_STREAM)
+        st->rst_sent = frame->rst_stream.error_code;
     if (frame->hd.type == NGHTTP2_RST_STREAM &&
         frame->rst_stream.error_code == NGHTTP2_PROTOCOL_ERROR) {
         /* ours or nghttp2's (a malformed request): nothing of it went upstream */
@@ -874,8 +813,10 @@ static void h2_on_idle(evutil_socket_t fd, short what, void *arg)
     struct sy_h2_conn *h2 = arg;
     (void)fd, (void)what;
 
-    if (h2->nstreams == 0)
+    if (h2->nstreams == 0) {
+        count_goaway(h2, GA_IDLE);
         nghttp2_session_terminate_session(h2->session, NGHTTP2_NO_ERROR);
+    }
     after_event(h2);
 }
 
@@ -906,6 +847,7 @@ void sy_h2_on_read(struct sy_client *c, short what)
                 snprintf(reason, sizeof(reason), "HTTP/2: %s", nghttp2_strerror((int)rv));
                 h2->closing = true;
                 security_event(h2, reason);
+                count_goaway(h2, rv == NGHTTP2_ERR_FLOODED ? GA_FLOOD : GA_PROTOCOL_ERROR);
                 nghttp2_session_terminate_session(h2->session,
                                                   rv == NGHTTP2_ERR_FLOODED
                                                   ? NGHTTP2_ENHANCE_YOUR_CALM
@@ -968,36 +910,7 @@ static int h2_send_head(struct sy_request *req)
             free(text);
         return -1;
     }
-    size_t nnv = 0;
-    nva[nnv++] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)text + 9, 7, 3,
-                              NGHTTP2_NV_FLAG_NONE};
-    char *p = memchr(text, '\n', len);
-    char *limit = text + len;
-    while (p && p + 1 < limit) {
-        char *line = p + 1, *eol = memchr(line, '\n', (size_t)(limit - line));
-        if (!eol || eol - line <= 1)
-            break;                          /* the empty line */
-        char *colon = memchr(line, ':', (size_t)(eol - line));
-        p = eol;
-        if (!colon)
-            continue;
-        char *v = colon + 1, *ve = eol - 1;  /* CR */
-        while (v < ve && (*v == ' ' || *v == '\t'))
-            v++;
-        while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
-            ve--;
-        nghttp2_vec name = {(uint8_t *)line, (size_t)(colon - line)};
-        char lower[32];
-        if (name.len < sizeof(lower)) {
-            for (size_t i = 0; i < name.len; i++)
-                lower[i] = (char)(line[i] >= 'A' && line[i] <= 'Z' ? line[i] + 32 : line[i]);
-            nghttp2_vec ln = {(uint8_t *)lower, name.len};
-            if (connection_specific(ln) || name_is(ln, "te"))
-                continue;
-        }
-        nva[nnv++] = (nghttp2_nv){(uint8_t *)line, (uint8_t *)v, name.len, (size_t)(ve - v),
-                                  NGHTTP2_NV_FLAG_NONE};
-    }
+    size_t nnv = sy_h2_response_fields(text, len, nva);
     bool has_body = local ? body_ready(st) > 0 : !(req->resp_relay.complete && !req->gzip);
     nghttp2_data_provider prd = {.source.ptr = st, .read_callback = on_data_read};
     int rv = nghttp2_submit_response(st->h2->session, st->id, nva, nnv, has_body ? &prd : NULL);
@@ -1012,32 +925,50 @@ static int h2_send_head(struct sy_request *req)
     return 1;
 }
 
-static ssize_t h2_send_body(struct sy_request *req, const char *p, size_t len)
+/*
+ * Zero copy: the bytes are framed from where they are, the proxy's buffer,
+ * which it leaves alone until this says they were taken. The first call
+ * offers them (0: waiting); the call after the wake-up, with what is left
+ * of the same bytes, hears how many went. Meanwhile the proxy reads no
+ * more from its app: the stream holds one buffer of response, no more.
+ * The last bytes are copied (as many as fit), so that the request can end
+ * before they are framed (see struct sy_h2_stream).
+ */
+static ssize_t h2_send_body(struct sy_request *req, const char *p, size_t len, bool last)
 {
     struct sy_h2_stream *st = req->stream;
     struct sy_h2_conn *h2 = st->h2;
+    size_t n = 0;
 
     if (st->reset)
         return -1;
-    if (!st->out && !(st->out = sy_buf_get(bufs_of(h2))))
-        return -1;
-    make_room(st->out, len);
-    size_t n = sy_buf_room(st->out) < len ? sy_buf_room(st->out) : len;
-    if (st->deferred && (n || sy_buf_len(st->out))) {
+    if (st->taken) {
+        n = st->taken;
+        st->taken = 0;
+        return (ssize_t)n;
+    }
+    if (st->span_len == 0 && len && last) {
+        if (!st->out && !(st->out = sy_buf_get(bufs_of(h2))))
+            return -1;
+        make_room(st->out, len);
+        n = sy_buf_room(st->out) < len ? sy_buf_room(st->out) : len;
+        memcpy(st->out->data + st->out->end, p, n);
+        st->out->end += (uint32_t)n;
+    } else if (st->span_len == 0 && len) {
+        st->span = p;
+        st->span_len = len;
+    }
+    if (st->deferred) {
         st->deferred = false;
         nghttp2_session_resume_data(h2->session, st->id);
-        schedule_flush(h2);
     }
-    if (n == 0) {
-        /* full: the client's window or the connection holds it back */
-        st->want_write = true;
-        sy_event_arm(&req->client_wev, req->conf->limits.client_body_timeout_ms);
-        return 0;
-    }
-    memcpy(st->out->data + st->out->end, p, n);
-    st->out->end += (uint32_t)n;
     schedule_flush(h2);
-    return (ssize_t)n;
+    if (n)
+        return (ssize_t)n;
+    /* framed as the client's window and the socket allow */
+    st->want_write = true;
+    sy_event_arm(&req->client_wev, req->conf->limits.client_body_timeout_ms);
+    return 0;
 }
 
 /* DATA received into req->in: as is, or as one chunk when the length is unknown. */
@@ -1049,7 +980,11 @@ static ssize_t h2_read_body(struct sy_request *req)
 
     if (st->reset)
         return -1;
-    if (b && sy_buf_len(b)) {
+    if (b && sy_buf_len(b) == 0) {
+        free(b);                /* drained: a stream that waits holds no staging */
+        st->body = b = NULL;
+    }
+    if (b) {
         size_t n = sy_buf_len(b), at = in->end;
         if (st->chunked) {
             if (room < 32)
@@ -1076,16 +1011,24 @@ static ssize_t h2_read_body(struct sy_request *req)
         return added;
     }
     if (st->in_ended) {
-        if (!st->chunked || st->last_chunk || room < 5)
+        size_t n = st->chunked ? sy_h2_body_tail(st, in->data + in->end, room) : 0;
+        if (n == 0)
             return -1;          /* ended short of its length (nghttp2 resets those first) */
-        memcpy(in->data + in->end, "0\r\n\r\n", 5);
-        in->end += 5;
-        st->last_chunk = true;
-        return 5;
+        in->end += (uint32_t)n;
+        return (ssize_t)n;
     }
     st->want_read = true;
     sy_event_arm(&req->client_wev, req->conf->limits.client_body_timeout_ms);
     return 0;
+}
+
+/* The response's trailer fields, submitted with the last DATA (on_data_read). */
+static void h2_send_trailers(struct sy_request *req, const char *fields, size_t len)
+{
+    struct sy_h2_stream *st = req->stream;
+
+    if (!st->resp_trailers)
+        st->resp_trailers = sy_h2_trailer_fields(fields, len, &st->nresp_trailers);
 }
 
 static int h2_send_continue(struct sy_request *req)
@@ -1094,7 +1037,7 @@ static int h2_send_continue(struct sy_request *req)
     static const nghttp2_nv cont = {(uint8_t *)":status", (uint8_t *)"100", 7, 3,
                                     NGHTTP2_NV_FLAG_NONE};
 
-    if (!req->head.expect_continue || st->body || st->in_ended)
+    if (!req->head.expect_continue || st->got_data || st->in_ended)
         return 0;
     if (nghttp2_submit_headers(st->h2->session, NGHTTP2_FLAG_NONE, st->id, NULL, &cont, 1,
                                NULL) < 0)
@@ -1130,6 +1073,7 @@ static void h2_done(struct sy_request *req)
     event_del(&req->client_wev);
     sy_request_log_end(req, false);
     discard_body(st);
+    st->span_len = 0;           /* all was taken: the proxy's buffer goes now */
     st->out_eof = true;
     if (!st->head_sent) {
         stream_error(st, NGHTTP2_INTERNAL_ERROR, NULL);
@@ -1150,6 +1094,7 @@ static void h2_abort(struct sy_request *req)
     event_del(&req->client_wev);
     sy_request_log_end(req, true);
     discard_body(st);
+    st->span_len = 0;           /* the proxy's buffer goes with its upstream */
     stream_error(st, NGHTTP2_INTERNAL_ERROR, NULL);
 }
 
@@ -1166,6 +1111,7 @@ static void stream_on_event(evutil_socket_t fd, short what, void *arg)
             /* a header block that never ends holds the whole connection */
             security_event(h2, "client header timeout");
             h2->closing = true;
+            count_goaway(h2, GA_HEADER_TIMEOUT);
             nghttp2_session_terminate_session(h2->session, NGHTTP2_NO_ERROR);
         } else if (st->want_read) {
             st->want_read = false;
@@ -1195,6 +1141,7 @@ static const struct sy_downstream_ops h2_downstream = {
     .send_body = h2_send_body,
     .read_body = h2_read_body,
     .send_continue = h2_send_continue,
+    .send_trailers = h2_send_trailers,
     .pause = h2_pause,
     .body_read = h2_body_read,
     .done = h2_done,
@@ -1275,33 +1222,42 @@ void sy_h2_start(struct sy_client *c)
     event_assign(&h2->wev, w->base, c->io.fd, EV_WRITE, h2_on_write, h2);
     evtimer_assign(&h2->idle, w->base, h2_on_idle, h2);
     evtimer_assign(&h2->grace, w->base, h2_on_grace, h2);
+    h2->conf_gen = c->hw->conf_gen;
     c->h2 = h2;
     c->state = SY_CLIENT_H2;
     /* the first request is due by the handshake's deadline, later ones within keep-alive */
     int64_t left = c->head_deadline_ms - sy_worker_now_ms(w);
     sy_event_arm(&h2->idle, left > 0 ? left : 1);
     if (c->hw->draining) {
-        sy_h2_drain(c);         /* may close it */
+        sy_h2_drain(c, false);  /* may close it */
         return;
     }
     sy_h2_on_read(c, EV_READ);
 }
 
-void sy_h2_drain(struct sy_client *c)
+void sy_h2_drain(struct sy_client *c, bool reload)
 {
     struct sy_h2_conn *h2 = c->h2;
 
-    if (!h2 || h2->draining)
+    if (!h2 || h2->draining || h2->closing)
         return;
     h2->draining = true;
-    if (h2->nstreams == 0) {
+    count_goaway(h2, reload ? GA_RELOAD : GA_SHUTDOWN);
+    if (h2->nstreams == 0 && !reload) {
         /* nothing in flight: GOAWAY now (a request racing it is refused, safe to retry) */
         nghttp2_session_terminate_session(h2->session, NGHTTP2_NO_ERROR);
     } else {
+        /* RFC 9113 6.8: streams the client opens before it reads this are still served */
         nghttp2_submit_shutdown_notice(h2->session);
         sy_event_arm(&h2->grace, H2_GOAWAY_GRACE_MS);
     }
     after_event(h2);
+}
+
+void sy_h2_conf_changed(struct sy_client *c, uint32_t conf_gen)
+{
+    if (c->h2 && c->h2->conf_gen != conf_gen)
+        sy_h2_drain(c, true);
 }
 
 void sy_h2_free(struct sy_client *c)
@@ -1338,9 +1294,18 @@ void sy_h2_on_read(struct sy_client *c, short what)
     sy_client_close(c);
 }
 
-void sy_h2_drain(struct sy_client *c)
+void sy_h2_drain(struct sy_client *c, bool reload)
 {
-    (void)c;
+    (void)c, (void)reload;
+}
+
+void sy_h2_conf_changed(struct sy_client *c, uint32_t conf_gen)
+{
+    (void)c, (void)conf_gen;
+}
+
+void sy_h2_metrics_init(void)
+{
 }
 
 void sy_h2_free(struct sy_client *c)

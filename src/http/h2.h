@@ -10,6 +10,7 @@
 #define SY_HTTP_H2_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "sy_auto.h"
 
@@ -21,8 +22,22 @@ void sy_h2_start(struct sy_client *c);
 /* The socket is readable (c->rev). */
 void sy_h2_on_read(struct sy_client *c, short what);
 
-/* Graceful stop: GOAWAY; streams in flight finish, then the connection closes. */
-void sy_h2_drain(struct sy_client *c);
+/*
+ * Graceful GOAWAY: streams in flight finish, then the connection closes.
+ * A stop closes an idle connection at once; a reload (the client should
+ * reconnect to the new configuration) always sends the shutdown notice
+ * first, so that a request already on its way is still served.
+ */
+void sy_h2_drain(struct sy_client *c, bool reload);
+
+/*
+ * The worker's configuration changed (conn.c counts generations, hw->conf_gen):
+ * a connection begun on an older one gets the reload's GOAWAY.
+ */
+void sy_h2_conf_changed(struct sy_client *c, uint32_t conf_gen);
+
+/* The metrics' series (main thread, before the workers record into them). */
+void sy_h2_metrics_init(void);
 
 /* From sy_client_close(): the streams' requests end as aborted, the session goes. */
 void sy_h2_free(struct sy_client *c);

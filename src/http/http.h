@@ -183,14 +183,25 @@ struct sy_downstream_ops {
     bool framed_body;
     /* req->out from its pos (unless framed_body, body bytes follow the head): 1 sent, 0 waiting */
     int (*send_head)(struct sy_request *req);
-    /* Response body bytes: how many were taken (> 0), or 0 waiting, -1 the client is gone. */
-    ssize_t (*send_body)(struct sy_request *req, const char *p, size_t len);
+    /*
+     * Response body bytes: how many were taken (> 0), or 0 waiting, -1 the
+     * client is gone. Bytes not yet taken stay where they are until taken
+     * (HTTP/2 frames them from there). last: they end the body.
+     */
+    ssize_t (*send_body)(struct sy_request *req, const char *p, size_t len, bool last);
     /* Request body bytes into req->in behind in->end: how many (> 0), 0 waiting, -1 gone. */
     ssize_t (*read_body)(struct sy_request *req);
     /* An interim 100 (Continue) when the client waits for one before its body; -1 gone. */
     int (*send_continue)(struct sy_request *req);
     /* Stops waiting on the client for EV_READ or EV_WRITE: the app is the one to wait for. */
     void (*pause)(struct sy_request *req, short what);
+    /*
+     * framed_body only (else NULL: HTTP/1.1 carries them in the chunked
+     * body): the response's trailer fields, HTTP/1.1 field lines that may
+     * travel (sy_trailer_allowed), to follow the body; before its last
+     * bytes. They are copied; without memory they are dropped.
+     */
+    void (*send_trailers)(struct sy_request *req, const char *fields, size_t len);
     /* The request body is all read: its timeout no longer applies. */
     void (*body_read)(struct sy_request *req);
     /* The response went out whole: log the request, then keep or close the connection. */
@@ -247,6 +258,7 @@ struct sy_request {
     bool websocket;             /* a WebSocket upgrade was asked for and forwarded */
     struct sy_tunnel tunnel;
     bool continue_sent;
+    bool trailers_sent;         /* the response's trailers went to send_trailers */
     int status;                 /* sent to the client */
     const char *error_reason;   /* for logs */
     uint64_t bytes_in, bytes_out;
@@ -273,6 +285,8 @@ struct sy_http_worker {
     uint64_t rng;               /* canary split (xorshift64; never 0) */
     bool draining;
     bool drain_closes_idle;     /* a stop; false for an upgrade's hand-over (worker.h) */
+    const struct sy_conf *conf_seen;    /* w->conf when last looked at (a reload changes it) */
+    uint32_t conf_gen;                  /* reloads seen: HTTP/2 connections of older ones go */
     struct sy_worker_metrics *metrics;  /* core/metrics.h */
     struct event housekeeping;          /* once a second: the security log's summaries */
     struct sy_request *tunnels;         /* open WebSocket tunnels (tunnel.c) */

@@ -984,7 +984,8 @@ sy_method_name(enum sy_method m)
 /* ---- chunked bodies (RFC 9112 7.1) ---------------------------------------- */
 
 #define MAX_SIZE_LINE 4096      /* chunk-size and extensions, CRLF included */
-#define MAX_TRAILER 16384       /* the whole trailer section */
+#define MAX_TRAILER 16384       /* the whole trailer section, by default */
+#define MAX_TRAILER_FIELDS 100  /* its field lines, by default (limits.max_headers') */
 
 /*
  * One state per position in the grammar, so that input split anywhere
@@ -1142,27 +1143,45 @@ size_line_step(struct sy_chunked *c, uint8_t ch)
     }
 }
 
-/* Trailer fields follow the header rules (RFC 9112 7.1.2) and are dropped. */
-static void
+/*
+ * Trailer fields follow the header rules (RFC 9112 7.1.2) within the
+ * section's limits. Returns the length of the field line that this byte
+ * ended, else 0.
+ */
+static uint32_t
 trailer_step(struct sy_chunked *c, uint8_t ch)
 {
-    if (++c->trailer_bytes > MAX_TRAILER) {
-        chunk_fail(c, ch, "trailer section too large");
-        return;
+    /* a limit is named as such whatever the byte (0: never the bare-LF reason) */
+    if (++c->trailer_bytes > c->max_trailer_bytes) {
+        chunk_fail(c, 0, "trailer section too large");
+        return 0;
+    }
+    if (c->state != CH_LAST_LF && (c->state != CH_TRAILER_START || ch != '\r') &&
+        ++c->field_len > SY_CHUNK_MAX_TRAILER_LINE) {
+        chunk_fail(c, 0, "trailer field too long");
+        return 0;
     }
     switch (c->state) {
     case CH_TRAILER_START:
-        if (ch == '\r')
+        if (ch == '\r') {
             c->state = CH_LAST_LF;
-        else if (cls[ch] & C_TCHAR)
+        } else if (cls[ch] & C_TCHAR) {
+            if (++c->trailer_fields > c->max_trailer_fields) {
+                chunk_fail(c, 0, "too many trailer fields");
+                break;
+            }
             c->state = CH_TRAILER_NAME;
-        else
+            c->field_name_len = 1;
+        } else {
             chunk_fail(c, ch, IS_WS(ch) ? "obsolete line folding" : "invalid header name");
+        }
         break;
     case CH_TRAILER_NAME:
         if (ch == ':')
             c->state = CH_TRAILER_VALUE;
-        else if (!(cls[ch] & C_TCHAR))
+        else if (cls[ch] & C_TCHAR)
+            c->field_name_len++;
+        else
             chunk_fail(c, ch, IS_WS(ch) ? "whitespace before colon" : "invalid header name");
         break;
     case CH_TRAILER_VALUE:
@@ -1172,10 +1191,13 @@ trailer_step(struct sy_chunked *c, uint8_t ch)
             chunk_fail(c, ch, "control character in header value");
         break;
     case CH_TRAILER_LF:
-        if (ch == '\n')
+        if (ch == '\n') {
+            uint32_t line = c->field_len;
             c->state = CH_TRAILER_START;
-        else
-            chunk_fail(c, ch, "bare CR");
+            c->field_len = 0;
+            return line;
+        }
+        chunk_fail(c, ch, "bare CR");
         break;
     default:                    /* CH_LAST_LF */
         if (ch == '\n')
@@ -1184,6 +1206,7 @@ trailer_step(struct sy_chunked *c, uint8_t ch)
             chunk_fail(c, ch, "bare CR");
         break;
     }
+    return 0;
 }
 
 /* The CRLF that must close every chunk's data. */
@@ -1206,6 +1229,8 @@ sy_chunked_init(struct sy_chunked *c)
 {
     memset(c, 0, sizeof(*c));
     c->state = CH_SIZE;
+    c->max_trailer_bytes = MAX_TRAILER;
+    c->max_trailer_fields = MAX_TRAILER_FIELDS;
 }
 
 enum sy_chunk_status
@@ -1229,15 +1254,43 @@ sy_chunked_decode(struct sy_chunked *c, const char *buf, size_t len,
             return SY_CHUNK_DATA;
         }
         uint8_t ch = p[i++];
-        if (c->state <= CH_SIZE_LF)
+        if (c->state <= CH_SIZE_LF) {
             size_line_step(c, ch);
-        else if (c->state <= CH_DATA_LF)
+        } else if (c->state <= CH_DATA_LF) {
             data_end_step(c, ch);
-        else
-            trailer_step(c, ch);
+        } else {
+            uint32_t line = trailer_step(c, ch);
+            if (line && c->report_trailers) {
+                *data_len = line;
+                *consumed = i;
+                return SY_CHUNK_TRAILER;
+            }
+        }
     }
     *consumed = i;
     if (c->state == CH_DONE)
         return SY_CHUNK_DONE;
     return c->state == CH_ERROR ? SY_CHUNK_ERROR : SY_CHUNK_AGAIN;
+}
+
+/* Compared after header_id(): every field the gateway acts on is refused too. */
+static const char *const trailer_refused[] = {
+    "age", "authorization", "cache-control", "content-encoding", "content-location",
+    "content-range", "content-type", "date", "expires", "forwarded", "if-match",
+    "if-modified-since", "if-none-match", "if-range", "if-unmodified-since", "location",
+    "max-forwards", "pragma", "proxy-authenticate", "proxy-authorization", "range", "realm",
+    "retry-after", "set-cookie", "vary", "www-authenticate",
+};
+
+bool
+sy_trailer_allowed(const char *name, size_t len)
+{
+    const uint8_t *s = (const uint8_t *)name;
+
+    if (len == 0 || header_id(s, len) != SY_HDR_OTHER)
+        return false;
+    for (size_t i = 0; i < sizeof(trailer_refused) / sizeof(trailer_refused[0]); i++)
+        if (strlen(trailer_refused[i]) == len && eq_lower(s, trailer_refused[i], len))
+            return false;
+    return true;
 }

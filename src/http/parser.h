@@ -137,14 +137,28 @@ enum sy_parse_status sy_http_parse_response(struct sy_http_head *head, const cha
 /* Finds a header by id; returns its index or -1. */
 int sy_http_find(const struct sy_http_head *head, enum sy_header_id id);
 
+/*
+ * The longest trailer field line, CRLF included. A relay holds the line in
+ * progress in its buffer until it ends (relay.c), and every buffer keeps
+ * SY_BUF_BODY_ROOM (4096) bytes beyond the largest head: the line fits.
+ */
+#define SY_CHUNK_MAX_TRAILER_LINE 4000
+
 /* Incremental chunked-body decoder (RFC 9112 7.1). */
 struct sy_chunked {
     int state;                  /* internal */
     uint64_t chunk_left;        /* data bytes left in the current chunk */
     uint64_t total;             /* data bytes decoded so far */
-    uint32_t line_len;          /* bytes of the current size/trailer line, for limits */
+    uint32_t line_len;          /* bytes of the current size line, for limits */
     const char *error_reason;
     uint32_t trailer_bytes;     /* bytes of the trailer section so far, for limits */
+    uint32_t trailer_fields;    /* field lines of the trailer section so far */
+    /* the trailer section's limits: sy_chunked_init sets 16384 bytes and 100 fields */
+    uint32_t max_trailer_bytes;
+    uint32_t max_trailer_fields;
+    bool report_trailers;       /* return SY_CHUNK_TRAILER at the end of each field line */
+    uint32_t field_len;         /* bytes of the trailer field line in progress; 0 between */
+    uint32_t field_name_len;    /* its name's length (of the line just reported, too) */
 };
 
 enum sy_chunk_status {
@@ -152,17 +166,35 @@ enum sy_chunk_status {
     SY_CHUNK_AGAIN,             /* everything given was consumed; need more */
     SY_CHUNK_DONE,              /* last chunk and trailers consumed */
     SY_CHUNK_ERROR,             /* c->error_reason set */
+    /*
+     * report_trailers only: a trailer field line ended with the last byte
+     * consumed. It is the *data_len bytes before *consumed, CRLF included
+     * (earlier calls may have consumed some of them: the caller kept them);
+     * its name is its first c->field_name_len bytes. *data_off is 0.
+     */
+    SY_CHUNK_TRAILER,
 };
 
 void sy_chunked_init(struct sy_chunked *c);
 
 /*
  * Decodes from buf[0..len). *consumed is set to the number of bytes used
- * (including the returned data span, which lies inside them). Trailers
- * are validated and dropped.
+ * (including the returned data span, which lies inside them). Trailer
+ * fields are validated (header rules, the limits above, at most
+ * SY_CHUNK_MAX_TRAILER_LINE bytes a line) and, unless report_trailers,
+ * dropped.
  */
 enum sy_chunk_status sy_chunked_decode(struct sy_chunked *c, const char *buf, size_t len,
                                        size_t *consumed, size_t *data_off, size_t *data_len);
+
+/*
+ * Whether a field may travel in a trailer section (name[0..len), any case).
+ * RFC 9110 6.5.1: fields that frame the message, route, authenticate,
+ * modify the request or control the response do not belong there; nor do
+ * connection-specific ones, nor those the gateway sets itself (an app that
+ * merges trailers into the head must not see a forged X-Forwarded-For).
+ */
+bool sy_trailer_allowed(const char *name, size_t len);
 
 const char *sy_method_name(enum sy_method m);
 

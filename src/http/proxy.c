@@ -477,6 +477,10 @@ static int build_response_head(struct sy_request *req)
     if (!req->req_relay.complete || req->hw->draining || switching)
         req->client_keepalive = false;  /* unread body bytes: no request boundary */
     sy_relay_init(&req->resp_relay, mode, r->content_length, r->head_len, 0);
+    sy_relay_trailer_limits(&req->resp_relay, (uint32_t)req->conf->limits.max_header_bytes,
+                            (uint32_t)req->conf->limits.max_headers);
+    if (req->ds->send_trailers && !gzip)
+        sy_relay_keep_trailers(&req->resp_relay);      /* HTTP/2: a HEADERS frame after the data */
     req->upstream_reusable = r->keep_alive && mode != SY_RELAY_UNTIL_CLOSE && !req->websocket;
 
     size_t need = 256 + strlen(req->request_id) + set_bytes(&req->route->response_headers);
@@ -989,6 +993,8 @@ void sy_proxy_start(struct sy_request *req)
 
     sy_relay_init(&req->req_relay, request_relay_mode(h), h->content_length, h->head_len,
                   max_body);
+    sy_relay_trailer_limits(&req->req_relay, (uint32_t)conf->limits.max_header_bytes,
+                            (uint32_t)conf->limits.max_headers);
     identify_client(req);
     /* matched first so that the modules' logs name it; a 404 waits for access control */
     req->route = sy_route_match(conf, data + h->host.off, h->host.len, data + h->path.off,
@@ -1171,9 +1177,9 @@ static void bad_response_body(struct sy_request *req, const char *why)
  * the client is full, and then the app is not read until it drains
  * (backpressure: one buffer each way); -1 when the client went away.
  */
-static ssize_t body_to_client(struct sy_request *req, const char *p, size_t len)
+static ssize_t body_to_client(struct sy_request *req, const char *p, size_t len, bool last)
 {
-    ssize_t n = req->ds->send_body(req, p, len);
+    ssize_t n = req->ds->send_body(req, p, len, last);
 
     if (n == 0) {
         event_del(&req->up->rev);
@@ -1249,7 +1255,8 @@ static int relay_gzip_body(struct sy_request *req)
 
     for (;;) {
         if (sy_buf_len(gz->out)) {
-            ssize_t n = body_to_client(req, gz->out->data + gz->out->start, sy_buf_len(gz->out));
+            ssize_t n = body_to_client(req, gz->out->data + gz->out->start, sy_buf_len(gz->out),
+                                       gz->finished);
             if (n <= 0)
                 return (int)n;
             gz->out->start += (uint32_t)n;
@@ -1293,8 +1300,14 @@ static int relay_response_body(struct sy_request *req)
             bad_response_body(req, r->error);
             return -1;
         }
+        if (r->complete && r->trailer_len && !req->trailers_sent) {
+            /* before the last bytes: HTTP/2 ends the stream with them */
+            req->trailers_sent = true;
+            req->ds->send_trailers(req, up->in->data + r->out_end, r->trailer_len);
+        }
         if (sy_relay_pending(r)) {
-            ssize_t n = body_to_client(req, up->in->data + r->out_start, sy_relay_pending(r));
+            ssize_t n = body_to_client(req, up->in->data + r->out_start, sy_relay_pending(r),
+                                       r->complete);
             if (n <= 0)
                 return (int)n;
             r->out_start += (uint32_t)n;

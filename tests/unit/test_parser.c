@@ -1163,12 +1163,39 @@ test_chunked_limits(void **state)
     assert_string_equal(d.reason, "chunk size line too long");
 
     n = (size_t)sprintf(in, "0\r\n");
-    while (n < 16384)
-        n += (size_t)sprintf(in + n, "X-T: 0123456789\r\n");
+    while (n < 16384) {     /* 200-byte lines: the section's bytes run out before its fields */
+        n += (size_t)sprintf(in + n, "X-T: ");
+        memset(in + n, 'v', 193);
+        n += 193 + (size_t)sprintf(in + n + 193, "\r\n");
+    }
     n += (size_t)sprintf(in + n, "\r\n");
     decode_all_ways(in, n, &d);
     assert_int_equal(d.st, SY_CHUNK_ERROR);
     assert_string_equal(d.reason, "trailer section too large");
+
+    /* 100 fields pass, the 101st does not */
+    n = (size_t)sprintf(in, "0\r\n");
+    for (int i = 0; i < 100; i++)
+        n += (size_t)sprintf(in + n, "X-%d: v\r\n", i);
+    decode_all_ways(in, n + (size_t)sprintf(in + n, "\r\n"), &d);
+    assert_int_equal(d.st, SY_CHUNK_DONE);
+    n += (size_t)sprintf(in + n, "X-last: v\r\n\r\n");
+    decode_all_ways(in, n, &d);
+    assert_int_equal(d.st, SY_CHUNK_ERROR);
+    assert_string_equal(d.reason, "too many trailer fields");
+
+    /* a field line of SY_CHUNK_MAX_TRAILER_LINE bytes passes, one more does not */
+    for (int extra = 0; extra < 2; extra++) {
+        n = (size_t)sprintf(in, "0\r\nX: ");
+        size_t value = SY_CHUNK_MAX_TRAILER_LINE - 5 + (size_t)extra;
+        memset(in + n, 'v', value);
+        n += value;
+        n += (size_t)sprintf(in + n, "\r\n\r\n");
+        decode_all_ways(in, n, &d);
+        assert_int_equal(d.st, extra ? SY_CHUNK_ERROR : SY_CHUNK_DONE);
+        if (extra)
+            assert_string_equal(d.reason, "trailer field too long");
+    }
 
     /* after DONE nothing more is consumed */
     struct sy_chunked c;
@@ -1178,6 +1205,72 @@ test_chunked_limits(void **state)
     assert_int_equal(used, 5);
     assert_int_equal(sy_chunked_decode(&c, S("X"), &used, &off, &dl), SY_CHUNK_DONE);
     assert_int_equal(used, 0);
+}
+
+/*
+ * report_trailers: each field line is reported once it ends, whole and
+ * split anywhere, with its length and its name's; the lines the caller
+ * puts back together from the bytes it kept are the wire's.
+ */
+static void
+test_chunked_reports_trailers(void **state)
+{
+    static const char wire[] = "3\r\nabc\r\n0;e=1\r\nX-A: 1\r\nGrpc-Status:  0 \r\nE:\r\n\r\nNEXT";
+    static const char *const lines[] = {"X-A: 1\r\n", "Grpc-Status:  0 \r\n", "E:\r\n"};
+    static const size_t names[] = {3, 11, 1};
+    size_t len = sizeof(wire) - 1 - 4;
+    (void)state;
+
+    for (size_t step = 1; step <= len; step++) {
+        struct sy_chunked c;
+        size_t pos = 0, nlines = 0, used, off, dl;
+        enum sy_chunk_status st = SY_CHUNK_AGAIN;
+
+        sy_chunked_init(&c);
+        c.report_trailers = true;
+        while (st != SY_CHUNK_DONE) {
+            size_t end = pos + step < sizeof(wire) - 1 ? pos + step : sizeof(wire) - 1;
+            st = sy_chunked_decode(&c, wire + pos, end - pos, &used, &off, &dl);
+            assert_int_not_equal(st, SY_CHUNK_ERROR);
+            pos += used;
+            if (st != SY_CHUNK_TRAILER)
+                continue;
+            assert_true(nlines < 3);
+            assert_int_equal(dl, strlen(lines[nlines]));
+            assert_memory_equal(wire + pos - dl, lines[nlines], dl);
+            assert_int_equal(c.field_name_len, names[nlines]);
+            assert_int_equal(c.field_len, 0);
+            nlines++;
+        }
+        assert_int_equal(nlines, 3);
+        assert_int_equal(pos, len);
+    }
+}
+
+static void
+test_trailer_allowed(void **state)
+{
+    static const char *const allowed[] = {
+        "grpc-status", "Grpc-Message", "X-Checksum", "Server-Timing", "ETag", "Digest",
+        "X-Forwarded", "user-agents",
+    };
+    static const char *const refused[] = {
+        "Content-Length", "transfer-encoding", "HOST", "te", "Trailer", "Connection",
+        "Keep-Alive", "proxy-connection", "Upgrade", "Expect", "Authorization",
+        "proxy-authorization", "WWW-Authenticate", "Proxy-Authenticate", "Cookie", "Set-Cookie",
+        "Content-Type", "Content-Encoding", "Content-Range", "Range", "Cache-Control", "Pragma",
+        "Max-Forwards", "If-Match", "If-None-Match", "Location", "Retry-After", "Vary", "Age",
+        "Expires", "Date", "X-Forwarded-For", "x_forwarded_for", "X-Forwarded-Proto",
+        "X-Forwarded-Host", "X-Request-ID", "Forwarded", "User-Agent", "",
+    };
+    (void)state;
+
+    for (size_t i = 0; i < sizeof(allowed) / sizeof(allowed[0]); i++)
+        if (!sy_trailer_allowed(allowed[i], strlen(allowed[i])))
+            fail_msg("%s refused", allowed[i]);
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
+        if (sy_trailer_allowed(refused[i], strlen(refused[i])))
+            fail_msg("%s allowed", refused[i]);
 }
 
 /* Random bodies of random chunks, split randomly, decode to the same data. */
@@ -1235,6 +1328,8 @@ main(int argc, char **argv)
         cmocka_unit_test(test_chunked_valid),
         cmocka_unit_test(test_chunked_invalid),
         cmocka_unit_test(test_chunked_limits),
+        cmocka_unit_test(test_chunked_reports_trailers),
+        cmocka_unit_test(test_trailer_allowed),
         cmocka_unit_test(test_chunked_random),
     };
 

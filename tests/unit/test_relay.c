@@ -2,7 +2,8 @@
 /*
  * test_relay.c: sy_relay_* body framing on one fixed buffer: Content-Length,
  * chunked passed through, chunked decoded for HTTP/1.0, until close; input
- * split at every byte, pipelined bytes left after the body, rewind, limits.
+ * split at every byte, pipelined bytes left after the body, rewind, limits;
+ * trailer fields cut out when they must not travel, or kept for HTTP/2.
  * A "sender" copies out the ready span and rewinds, as proxy.c does.
  */
 #include <setjmp.h>
@@ -337,6 +338,139 @@ test_dechunk_partial_sends(void **state)
     free(b);
 }
 
+static const char TRAILER_WIRE[] =
+    "5\r\nhello\r\n"
+    "0\r\n"
+    "X-A: 1\r\n"
+    "Content-Length: 5\r\n"
+    "grpc-status: 0\r\n"
+    "host: evil.example\r\n"
+    "X-Forwarded-For: 10.0.0.1\r\n"
+    "\r\n";
+static const char TRAILER_PASSED[] =
+    "5\r\nhello\r\n"
+    "0\r\n"
+    "X-A: 1\r\n"
+    "grpc-status: 0\r\n"
+    "\r\n";
+static const char TRAILER_KEPT[] = "X-A: 1\r\ngrpc-status: 0\r\n";
+
+/* Passed through, the fields that must not travel are cut out, split anywhere. */
+static void
+test_chunked_drops_refused_trailers(void **state)
+{
+    static const char next[] = "GET /next HTTP/1.1\r\n\r\n";
+    size_t wlen = sizeof(TRAILER_WIRE) - 1, plen = sizeof(TRAILER_PASSED) - 1;
+    (void)state;
+
+    struct sy_buf *b = buf_new();
+    struct sy_relay r;
+    feed(b, "HD", 2);
+    feed(b, TRAILER_WIRE, wlen);
+    feed(b, next, sizeof(next) - 1);
+    sy_relay_init(&r, SY_RELAY_CHUNKED, 0, 2, 0);
+    assert_int_equal(sy_relay_scan(&r, b), SY_RELAY_COMPLETE);
+    assert_int_equal(sy_relay_pending(&r), plen);
+    assert_memory_equal(b->data + 2, TRAILER_PASSED, plen);
+    assert_int_equal(r.scan, 2 + plen);
+    assert_int_equal(b->end, 2 + plen + sizeof(next) - 1);
+    assert_memory_equal(b->data + r.scan, next, sizeof(next) - 1);  /* pipelined: kept */
+    free(b);
+
+    for (size_t step = 1; step <= wlen; step++) {
+        struct sink out = {.len = 0};
+        b = buf_new();
+        sy_relay_init(&r, SY_RELAY_CHUNKED, 0, 0, 0);
+        assert_int_equal(run_split(&r, b, TRAILER_WIRE, wlen, step, &out), SY_RELAY_COMPLETE);
+        assert_int_equal(out.len, plen);
+        assert_memory_equal(out.data, TRAILER_PASSED, plen);
+        assert_int_equal(r.body_bytes, wlen);
+        free(b);
+    }
+}
+
+/* Decoded for HTTP/2, the fields that may travel wait after the data. */
+static void
+test_dechunk_keeps_trailers(void **state)
+{
+    size_t wlen = sizeof(TRAILER_WIRE) - 1, klen = sizeof(TRAILER_KEPT) - 1;
+    (void)state;
+
+    for (size_t step = 1; step <= wlen; step++) {
+        struct sink out = {.len = 0};
+        struct sy_buf *b = buf_new();
+        struct sy_relay r;
+        feed(b, "HEAD", 4);
+        sy_relay_init(&r, SY_RELAY_DECHUNK, 0, 4, 0);
+        sy_relay_keep_trailers(&r);
+        assert_int_equal(run_split(&r, b, TRAILER_WIRE, wlen, step, &out), SY_RELAY_COMPLETE);
+        assert_int_equal(out.len, 5);
+        assert_memory_equal(out.data, "hello", 5);
+        assert_int_equal(r.trailer_len, klen);
+        assert_memory_equal(b->data + r.out_end, TRAILER_KEPT, klen);
+        assert_memory_equal(b->data, "HEAD", 4);
+        free(b);
+    }
+}
+
+/* A field line in progress survives rewinds while the data goes out a byte at a time. */
+static void
+test_trailer_line_held_across_rewinds(void **state)
+{
+    size_t wlen = sizeof(TRAILER_WIRE) - 1, plen = sizeof(TRAILER_PASSED) - 1;
+    (void)state;
+
+    for (int mode = 0; mode < 2; mode++) {
+        struct sy_buf *b = buf_new();
+        struct sy_relay r;
+        struct sink out = {.len = 0};
+        enum sy_relay_status st = SY_RELAY_MORE;
+
+        feed(b, "HD", 2);
+        sy_relay_init(&r, mode ? SY_RELAY_DECHUNK : SY_RELAY_CHUNKED, 0, 2, 0);
+        if (mode)
+            sy_relay_keep_trailers(&r);
+        for (size_t i = 0; i < wlen; i++) {
+            feed(b, TRAILER_WIRE + i, 1);
+            st = sy_relay_scan(&r, b);
+            if (sy_relay_pending(&r) && i % 3 == 0) {
+                out.data[out.len++] = b->data[r.out_start++];
+                sy_relay_rewind(&r, b);
+            }
+        }
+        assert_int_equal(st, SY_RELAY_COMPLETE);
+        drain(&r, b, &out);
+        if (mode) {
+            assert_int_equal(out.len, 5);
+            assert_memory_equal(b->data + r.out_end, TRAILER_KEPT, r.trailer_len);
+        } else {
+            assert_int_equal(out.len, plen);
+            assert_memory_equal(out.data, TRAILER_PASSED, plen);
+        }
+        assert_memory_equal(b->data, "HD", 2);
+        free(b);
+    }
+}
+
+/* The limits given to the relay apply (limits.max_headers for trailer fields). */
+static void
+test_trailer_limits(void **state)
+{
+    static const char wire[] = "0\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n";
+    (void)state;
+
+    for (uint32_t fields = 2; fields <= 3; fields++) {
+        struct sy_buf *b = buf_new();
+        struct sy_relay r;
+        feed(b, wire, sizeof(wire) - 1);
+        sy_relay_init(&r, SY_RELAY_CHUNKED, 0, 0, 0);
+        sy_relay_trailer_limits(&r, 16384, fields);
+        assert_int_equal(sy_relay_scan(&r, b),
+                         fields == 3 ? SY_RELAY_COMPLETE : SY_RELAY_INVALID);
+        free(b);
+    }
+}
+
 static void
 test_chunked_invalid(void **state)
 {
@@ -480,6 +614,10 @@ main(void)
         cmocka_unit_test(test_dechunk_whole),
         cmocka_unit_test(test_dechunk_split_every_byte),
         cmocka_unit_test(test_dechunk_partial_sends),
+        cmocka_unit_test(test_chunked_drops_refused_trailers),
+        cmocka_unit_test(test_dechunk_keeps_trailers),
+        cmocka_unit_test(test_trailer_line_held_across_rewinds),
+        cmocka_unit_test(test_trailer_limits),
         cmocka_unit_test(test_chunked_invalid),
         cmocka_unit_test(test_chunked_eof_early_is_invalid),
         cmocka_unit_test(test_chunked_too_large),

@@ -6,6 +6,9 @@ so that a test can send exactly the frames it means, hostile ones too.
     c = h2raw.Client(port)                      # TLS, ALPN h2, preface, SETTINGS
     sid = c.request("GET", "/", authority="localhost")
     r = c.response(sid)                         # r.status, r.headers, r.body, r.reset
+    sid = c.request("PUT", "/up", end_stream=False)
+    c.send_body(sid, b"data", end_stream=False)
+    c.send_trailers(sid, [("x-sum", "1")])      # HEADERS after DATA, END_STREAM
     c.send(h2raw.rst(sid, h2raw.CANCEL))        # any frame, as built
     code = c.goaway_code()                      # the GOAWAY's error code, None when closed
 
@@ -21,6 +24,7 @@ import socket
 import ssl
 import sys
 import time
+import zlib
 
 try:
     import hpack
@@ -42,12 +46,17 @@ REFUSED_STREAM, CANCEL, COMPRESSION_ERROR, ENHANCE_YOUR_CALM = 0x7, 0x8, 0x9, 0x
 
 
 class Response:
-    """status (int or None), headers [(name, value)] as str, body bytes,
-    reset (the RST_STREAM code or None), ended (END_STREAM seen)."""
+    """status (int or None), headers [(name, value)] as str, body bytes
+    (none kept after discard(sid)), received and crc32 (of every body byte),
+    trailers [(name, value)] (a HEADERS frame after the final head), reset
+    (the RST_STREAM code or None), ended (END_STREAM seen), interim [1xx
+    statuses]."""
 
     def __init__(self):
         self.status, self.headers, self.body = None, [], b""
         self.reset, self.ended, self.interim = None, False, []
+        self.trailers = None
+        self.received, self.crc32 = 0, 0    # body bytes and their zlib.crc32, kept or not
 
     def header(self, name):
         for n, v in self.headers:
@@ -85,6 +94,7 @@ class Client:
         self.buf = b""
         self.streams = {}           # sid -> Response
         self.held = set()           # streams whose window is not given back
+        self.discarded = set()      # streams whose body is counted, not kept
         self.server_settings = {}
         self.goaway = None          # (last_stream_id, error_code)
         self.closed = False
@@ -147,6 +157,10 @@ class Client:
         frames[-1].flags.add("END_HEADERS")
         return frames
 
+    def send_trailers(self, sid, fields):
+        """A HEADERS frame of trailer fields [(name, value)] that ends stream sid."""
+        self.send(*self.header_frames(sid, list(fields), end_stream=True))
+
     def request(self, method, path, authority="localhost", fields=(), body=None,
                 end_stream=None, pseudo=None):
         """Sends a request; returns its stream id. pseudo replaces the
@@ -196,8 +210,13 @@ class Client:
         self.send(f)
 
     def hold(self, sid):
-        """Stop giving stream sid's window back (a reader that stopped)."""
+        """Stop giving stream sid's window back (a reader that stopped, or
+        one that paces its own WINDOW_UPDATEs with window_update)."""
         self.held.add(sid)
+
+    def discard(self, sid):
+        """Count stream sid's body (received, crc32) without keeping it."""
+        self.discarded.add(sid)
 
     # ---- in -----------------------------------------------------------------
 
@@ -255,8 +274,13 @@ class Client:
             elif status is not None:
                 r.status = int(status)
                 r.headers = [(n, v) for n, v in fields if not n.startswith(":")]
+            elif r.status is not None:
+                r.trailers = fields
         elif isinstance(f, hf.DataFrame):
-            r.body += f.data
+            if f.stream_id not in self.discarded:
+                r.body += f.data
+            r.received += len(f.data)
+            r.crc32 = zlib.crc32(f.data, r.crc32)
             n = f.flow_controlled_length
             if n:
                 self.window_update(0, n)
