@@ -39,6 +39,12 @@ struct limit {
     struct sy_rl_rule rule;
     char *redis_prefix;         /* store "redis": key_prefix "rl:" name ":" */
     uint32_t id;                /* the name's hash: the same across reloads */
+    /*
+     * A 429's reasons. The request keeps the pointer until it ends (its
+     * logs), so they live with the snapshot it holds, not on a stack.
+     */
+    char *reason_limited;       /* "rate limit NAME exceeded" */
+    char *reason_down;          /* "rate limit NAME: its store (Redis) is unreachable" */
 };
 
 struct rl_state {
@@ -97,9 +103,22 @@ static void share_rule(const struct sy_rl_rule *r, int64_t n, struct sy_rl_rule 
 
 static void free_limits(struct rl_state *st)
 {
-    for (size_t i = 0; st->limits && i < st->nlimits; i++)
+    for (size_t i = 0; st->limits && i < st->nlimits; i++) {
         free(st->limits[i].redis_prefix);
+        free(st->limits[i].reason_limited);
+        free(st->limits[i].reason_down);
+    }
     free(st->limits);
+}
+
+static char *text_of(const char *fmt, const char *name)
+{
+    size_t n = strlen(fmt) + strlen(name);
+    char *s = malloc(n);
+
+    if (s)
+        snprintf(s, n, fmt, name);
+    return s;
 }
 
 /* "PREFIXrl:NAME:" for a Redis limit's keys (ratelimit_redis.h). */
@@ -140,7 +159,10 @@ static int ratelimit_prepare(const struct sy_conf *conf, void **state, char *err
             free(st);
             return -1;
         }
-        if (c->store_redis && !(l->redis_prefix = redis_prefix(conf, c->name)))
+        if ((c->store_redis && !(l->redis_prefix = redis_prefix(conf, c->name))) ||
+            !(l->reason_limited = text_of("rate limit %s exceeded", c->name)) ||
+            !(l->reason_down = text_of("rate limit %s: its store (Redis) is unreachable",
+                                       c->name)))
             goto nomem;
         if (l->rule.tolerance_us + l->rule.interval_us > st->max_tolerance_us)
             st->max_tolerance_us = l->rule.tolerance_us + l->rule.interval_us;
@@ -254,7 +276,8 @@ static enum sy_phase_result limited(struct sy_request *req, const struct rl_stat
                                     const struct sy_rl_result *r)
 {
     const struct sy_route *route = sy_req_route(req);
-    char headers[1024], reason[160], logkey[160];
+    const char *reason = l->reason_limited;
+    char headers[1024], logkey[160];
     const char *ip = sy_req_client_ip(req);
     char shown[129];
 
@@ -266,7 +289,6 @@ static enum sy_phase_result limited(struct sy_request *req, const struct rl_stat
         {.name = "key", .str = shown},
     };
     int n = snprintf(logkey, sizeof(logkey), "%s|%s", l->conf->name, shown);
-    snprintf(reason, sizeof(reason), "rate limit %s exceeded", l->conf->name);
     sy_log_security_keyed("rate_limited", logkey, (size_t)n < sizeof(logkey) ? (size_t)n
                           : sizeof(logkey) - 1, ip, sy_req_country(req), reason, fields,
                           sizeof(fields) / sizeof(fields[0]));
@@ -307,15 +329,12 @@ static enum sy_phase_result fallback(struct sy_request *req, const struct rl_sta
                                      struct rl_scratch *sc, const struct limit *l)
 {
     struct sy_rl_rule share;
-    char reason[160];
     size_t keylen;
     const char *key;
 
     switch (st->on_failure) {
     case SY_REDIS_FAIL_DENY:
-        snprintf(reason, sizeof(reason), "rate limit %s: its store (Redis) is unreachable",
-                 l->conf->name);
-        sy_req_respond(req, 429, reason, "Retry-After: 1\r\n");
+        sy_req_respond(req, 429, l->reason_down, "Retry-After: 1\r\n");
         return SY_PHASE_DONE;
     case SY_REDIS_FAIL_LOCAL:
         key = request_key(req, l->conf, &keylen);

@@ -12,6 +12,15 @@
  * store per service is in flight at a time; a change made meanwhile is
  * stored when it returns. A gateway that holds a newer version than Redis
  * (Redis restarted empty, or failed over and lost writes) writes it back.
+ * Versions are whole numbers up to SY_FLEET_VERSION_MAX (fleet_doc.h):
+ * Redis's Lua compares doubles, and a larger one would stop every store.
+ *
+ * Content, not only versions. A store whose answer never came may still
+ * have been applied: Redis then holds a version of ours that is not what
+ * this gateway holds now. Whenever Redis holds a document of ours (or of
+ * another gateway at our version), its core is compared with ours: ours
+ * differs, it is stored as the next version (theirs differs, it applies),
+ * so that no two gateways stay at one version with two states.
  *
  * What counts as a change: the canonical text of a service's split,
  * maintenance and rollout (fleet_doc.h) differs from the one last noticed.
@@ -30,7 +39,12 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <event2/dns.h>
 #include <event2/event.h>
+#include <event2/util.h>
 
 #include "clock.h"
 #include "fleet.h"
@@ -126,9 +140,10 @@ static const struct sy_redis_script service_script = {
 
 /*
  * A service's state, stored only over an older version (a document that is
- * not JSON, or has no numeric version, counts as version 0; a key that is
- * not a hash is replaced), then published. Returns {1, ''} stored, or
- * {0, the stored document}.
+ * not JSON, or whose version is no whole number 1..2^53-1, counts as
+ * version 0, as sy_fleet_doc_decode reads it; a key that is not a hash is
+ * replaced), then published. Returns {1, ''} stored, or {0, the stored
+ * document}.
  */
 static const struct sy_redis_script store_script = {
     .name = "fleet store",
@@ -139,11 +154,14 @@ static const struct sy_redis_script store_script = {
         "local cur = redis.call('HGET', KEYS[1], ARGV[1])\n"
         "if cur then\n"
         "  local ok, doc = pcall(cjson.decode, cur)\n"
-        "  if ok and type(doc) == 'table' and type(doc.version) == 'number' then\n"
-        "    have = doc.version\n"
+        "  if ok and type(doc) == 'table' then\n"
+        "    local v = doc.version\n"
+        "    if type(v) == 'number' and v >= 1 and v <= 9007199254740991 and\n"
+        "       v == math.floor(v) then have = v end\n"
         "  end\n"
         "end\n"
-        "if tonumber(ARGV[2]) <= have then return {0, cur} end\n"
+        "local new = tonumber(ARGV[2])\n"
+        "if not new or new <= have then return {0, cur} end\n"
         "redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])\n"
         "redis.call('PUBLISH', ARGV[4], ARGV[3])\n"
         "return {1, ''}\n",
@@ -161,6 +179,7 @@ struct fleet_svc {
     int64_t storing_version;        /* of this version, */
     uint64_t storing_changes;       /* sent when changes was this */
     bool garbage_logged;            /* the stored document was garbage: said once */
+    bool last_version_logged;       /* no version after SY_FLEET_VERSION_MAX: said once */
     /* the lease */
     bool ticking;                   /* a service script in flight, */
     int64_t tick_sent_ms;           /* sent then (monotonic), */
@@ -281,8 +300,11 @@ static bool leads(const struct fleet_svc *fs)
     return fs && !fleet.holding && mono_ms() < fs->lease_until_ms;
 }
 
+/* A stopping gateway leads nothing, even once its fleet is gone (free_all): it drains. */
 bool sy_fleet_leads(const struct sy_service *svc)
 {
+    if (fleet.stopping)
+        return false;
     return !fleet.enabled || leads(svc_find(svc->name));
 }
 
@@ -405,7 +427,7 @@ void sy_fleet_changed(const struct sy_service *svc)
         store_pending(fs, svc);
 }
 
-/* Redis holds a version of ours that we never heard stored (a reply lost). */
+/* Our store of version was answered: stored. */
 static void ours_stored(struct fleet_svc *fs, const struct sy_service *svc, int64_t version)
 {
     struct sy_fleet_live *fl = &svc->live->fleet;
@@ -418,6 +440,57 @@ static void ours_stored(struct fleet_svc *fs, const struct sy_service *svc, int6
     sy_state_save(fleet.conf);
 }
 
+/* Whether doc's split, maintenance and rollout are what svc has now. */
+static bool holds_ours(const struct sy_service *svc, const struct sy_fleet_doc *doc)
+{
+    char *theirs = sy_fleet_doc_core_of(doc), *ours = sy_fleet_doc_core(svc);
+    bool same = theirs && ours && strcmp(theirs, ours) == 0;
+
+    free(theirs);
+    free(ours);
+    return same;
+}
+
+/*
+ * Redis holds doc, stored by this gateway, at our version or newer: a store
+ * whose answer never came (a timeout) was applied after all. It is ours
+ * from then on; when it is not what this gateway holds now (a change made
+ * since, whose own store Redis refused over it), that goes out as the next
+ * version, rather than leave Redis and the other gateways on the older.
+ */
+static void ours_found(const struct sy_service *svc, const struct sy_fleet_doc *doc)
+{
+    struct sy_fleet_live *fl = &svc->live->fleet;
+    bool same = holds_ours(svc, doc);
+
+    if (doc->version < fl->version || (doc->version == fl->version && (same || fl->pending)))
+        return;
+    if (!same)
+        sy_log_error(SY_LOG_INFO, "fleet", "service %s: Redis holds version %lld of this "
+                     "gateway's, not its state now: storing that as version %lld", svc->name,
+                     (long long)doc->version, (long long)doc->version + 1);
+    fl->version = doc->version;
+    fl->pending = !same;
+    sy_state_save(fleet.conf);
+}
+
+/*
+ * A document from Redis, for svc: 0, or -1 with why in err (garbage: not a
+ * document, another service's, or a state this configuration cannot be
+ * in); *version as sy_fleet_doc_decode tells it.
+ */
+static int decode_for(const struct sy_service *svc, const char *text, size_t len,
+                      struct sy_fleet_doc *doc, int64_t *version, char *err, size_t errlen)
+{
+    if (sy_fleet_doc_decode(text, len, doc, version, err, errlen) < 0)
+        return -1;
+    if (strcmp(doc->service, svc->name) != 0) {
+        snprintf(err, errlen, "it is service %.64s's", doc->service);
+        return -1;
+    }
+    return sy_fleet_doc_fits(svc, doc, err, errlen);
+}
+
 /* The store was refused: Redis holds stored (its text), as new or newer. */
 static void store_refused(struct fleet_svc *fs, const struct sy_service *svc,
                           const char *stored, size_t len)
@@ -426,10 +499,9 @@ static void store_refused(struct fleet_svc *fs, const struct sy_service *svc,
     int64_t version;
     char err[256];
 
-    if (sy_fleet_doc_decode(stored, len, &doc, &version, err, sizeof(err)) == 0 &&
-        strcmp(doc.service, svc->name) == 0) {
+    if (decode_for(svc, stored, len, &doc, &version, err, sizeof(err)) == 0) {
         if (strcmp(doc.by, fleet.id) == 0)
-            ours_stored(fs, svc, doc.version);
+            ours_found(svc, &doc);
         else if (doc.version > svc->live->fleet.version)
             adopt(fs, svc, &doc, "stored first");
         return;
@@ -470,9 +542,20 @@ static void on_stored(void *arg, enum sy_redis_status status, const struct redis
 static void store(struct fleet_svc *fs, const struct sy_service *svc, int64_t version)
 {
     char number[24], *channel = fleet.state_key;
-    char *doc = sy_fleet_doc_encode(svc, version, fleet.id, wall_ms());
+    char *doc;
 
-    if (!doc || !sy_redis_ready(fleet.cmd)) {
+    if (version > SY_FLEET_VERSION_MAX) {
+        /* only a hand-written document can bring a service this far */
+        if (!fs->last_version_logged)
+            sy_log_error(SY_LOG_ERROR, "fleet", "service %s: version %lld is the last one: "
+                         "no change is stored any more (delete the field %s of %s in Redis, "
+                         "and the state files, to start over)", svc->name,
+                         (long long)SY_FLEET_VERSION_MAX, svc->name, fleet.state_key);
+        fs->last_version_logged = true;
+        return;
+    }
+    if (!(doc = sy_fleet_doc_encode(svc, version, fleet.id, wall_ms())) ||
+        !sy_redis_ready(fleet.cmd)) {
         free(doc);
         return;
     }
@@ -505,9 +588,8 @@ static void reconcile(struct fleet_svc *fs, const struct sy_service *svc, const 
 
     if (fs->storing)
         return;                 /* its answer decides */
-    if (text && sy_fleet_doc_decode(text, len, &doc, &version, err, sizeof(err)) == 0 &&
-        strcmp(doc.service, svc->name) != 0)
-        snprintf(err, sizeof(err), "it is service %.64s's", doc.service);
+    if (text && decode_for(svc, text, len, &doc, &version, err, sizeof(err)) < 0 && !err[0])
+        snprintf(err, sizeof(err), "not a state document");
     if (text && err[0]) {
         if (!fs->garbage_logged)
             sy_log_error(SY_LOG_WARN, "fleet", "service %s: the state stored in Redis (%s, "
@@ -521,15 +603,30 @@ static void reconcile(struct fleet_svc *fs, const struct sy_service *svc, const 
     }
     if (text) {
         fs->garbage_logged = false;
+        bool mine = strcmp(doc.by, fleet.id) == 0;
         if (doc.version > fl->version) {
-            if (strcmp(doc.by, fleet.id) == 0)
-                ours_stored(fs, svc, doc.version);
+            if (mine)
+                ours_found(svc, &doc);
             else
                 adopt(fs, svc, &doc, "read from Redis");
+            store_pending(fs, svc);
             return;
         }
-        if (doc.version == fl->version)
+        if (doc.version == fl->version) {
+            /*
+             * One version, two states: Redis's applies, unless it is an older
+             * one of ours, or a change of ours (noticed now, if not yet) goes
+             * out as the next version anyway.
+             */
+            if (!notice(fs, svc) && !fl->pending && !holds_ours(svc, &doc)) {
+                if (mine)
+                    ours_found(svc, &doc);
+                else
+                    adopt(fs, svc, &doc, "read from Redis, at this gateway's version");
+            }
+            store_pending(fs, svc);
             return;
+        }
     }
     /* Redis lacks what this gateway has (restarted empty, a failover that lost writes) */
     if (!fl->pending) {
@@ -621,6 +718,11 @@ static void on_message(void *arg, const char *payload, size_t len)
     if (!(svc = conf_svc(doc.service)) || !(fs = svc_entry(svc->name))) {
         sy_log_error(SY_LOG_DEBUG, "fleet", "a state of service %s, which this gateway does "
                      "not have: ignored", doc.service);
+        return;
+    }
+    if (sy_fleet_doc_fits(svc, &doc, err, sizeof(err)) < 0) {
+        log_ignored("ignored a message on the channel %s: not a state of this gateway's "
+                    "configuration (%s)", fleet.state_key, err);
         return;
     }
     if (doc.version <= svc->live->fleet.version) {
@@ -885,6 +987,90 @@ static bool time_left(redisContext *c, int64_t deadline_ms)
     return left > 0 && redisSetTimeout(c, tv) == REDIS_OK;
 }
 
+/* A name's resolution at start: its answer, or none yet. */
+struct start_lookup {
+    bool done;
+    int result;
+    char ip[INET6_ADDRSTRLEN];
+};
+
+static void on_start_lookup(int result, struct evutil_addrinfo *res, void *arg)
+{
+    struct start_lookup *lookup = arg;
+
+    lookup->done = true;
+    lookup->result = result;
+    if (result == 0 && res) {
+        const void *a = res->ai_family == AF_INET6
+                        ? (const void *)&((struct sockaddr_in6 *)res->ai_addr)->sin6_addr
+                        : (const void *)&((struct sockaddr_in *)res->ai_addr)->sin_addr;
+        if (!inet_ntop(res->ai_family, a, lookup->ip, sizeof(lookup->ip)))
+            lookup->result = EVUTIL_EAI_FAIL;
+    } else if (result == 0) {
+        lookup->result = EVUTIL_EAI_FAIL;
+    }
+    if (res)
+        evutil_freeaddrinfo(res);
+}
+
+/*
+ * host as an address, resolved by the deadline: getaddrinfo (what hiredis
+ * would call) may block for as long as the resolver's timeouts and
+ * retries, far past the start's budget. So a name is resolved as the
+ * connections resolve it (evdns: /etc/hosts, then resolv.conf's servers),
+ * on an event base of its own, given up at the deadline. 0, or -1 with why.
+ */
+static int resolve_by(const char *host, int64_t deadline_ms, char *ip, size_t iplen,
+                      char *why, size_t len)
+{
+    struct evutil_addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    struct start_lookup lookup = {0};
+    unsigned char a[16];
+    struct event_base *base;
+    struct evdns_base *dns = NULL;
+
+    if (inet_pton(AF_INET, host, a) == 1)
+        return inet_ntop(AF_INET, a, ip, (socklen_t)iplen) ? 0 : -1;
+    if (inet_pton(AF_INET6, host, a) == 1)
+        return inet_ntop(AF_INET6, a, ip, (socklen_t)iplen) ? 0 : -1;
+    if (!(base = event_base_new()) || !(dns = evdns_base_new(base,
+                                                             EVDNS_BASE_INITIALIZE_NAMESERVERS))) {
+        snprintf(why, len, "cannot start a resolver");
+        if (base)
+            event_base_free(base);
+        return -1;
+    }
+    /* NULL when it answered at once (a hosts-file name): the callback ran */
+    struct evdns_getaddrinfo_request *req = evdns_getaddrinfo(dns, host, NULL, &hints,
+                                                              on_start_lookup, &lookup);
+    int64_t left = deadline_ms - mono_ms();
+    if (!lookup.done && left > 0) {
+        struct timeval tv = {(time_t)(left / 1000), (suseconds_t)(left % 1000 * 1000)};
+        event_base_loopexit(base, &tv);
+        event_base_dispatch(base);
+    }
+    if (!lookup.done && req) {
+        /*
+         * Its callback, deferred, frees the request: the next turns deliver
+         * it. (One still pending when base goes is dropped with it, never
+         * run: lookup may live on this stack.)
+         */
+        evdns_getaddrinfo_cancel(req);
+        for (int turn = 0; turn < 16 && !lookup.done; turn++)
+            event_base_loop(base, EVLOOP_NONBLOCK);
+    }
+    evdns_base_free(dns, 0);
+    event_base_free(base);
+    if (lookup.result != 0 || !lookup.ip[0]) {
+        snprintf(why, len, "cannot resolve %.128s within %d ms: %s", host, START_READ_MS,
+                 lookup.result == EVUTIL_EAI_CANCEL || !lookup.done
+                 ? "no answer" : evutil_gai_strerror(lookup.result));
+        return -1;
+    }
+    snprintf(ip, iplen, "%s", lookup.ip);
+    return 0;
+}
+
 static redisContext *connect_blocking(const struct sy_redis_conf *rc, int64_t deadline_ms,
                                       char *why, size_t len)
 {
@@ -892,12 +1078,22 @@ static redisContext *connect_blocking(const struct sy_redis_conf *rc, int64_t de
     struct sy_redis_url u;
     redisContext *c;
     redisReply *rep = NULL;
-    char db[16];
+    char db[16], ip[INET6_ADDRSTRLEN];
 
     if (sy_redis_url_parse(rc->url, &u, why, len) < 0)
         return NULL;
+    if (u.transport == SY_REDIS_TCP) {
+        if (resolve_by(u.host, deadline_ms, ip, sizeof(ip), why, len) < 0)
+            return NULL;
+        int64_t left = deadline_ms - mono_ms();
+        if (left <= 0) {
+            snprintf(why, len, "no answer within 1 s");
+            return NULL;
+        }
+        tv = (struct timeval){(time_t)(left / 1000), (suseconds_t)(left % 1000 * 1000)};
+    }
     c = u.transport == SY_REDIS_UNIX ? redisConnectUnixWithTimeout(u.path, tv)
-                                     : redisConnectWithTimeout(u.host, u.port, tv);
+                                     : redisConnectWithTimeout(ip, u.port, tv);
     if (!c || c->err) {
         snprintf(why, len, "%s", c ? c->errstr : "out of memory");
         redisFree(c);
@@ -949,8 +1145,8 @@ static void read_at_start(struct sy_conf *conf)
         struct sy_fleet_doc doc;
         int64_t version;
         if (!svc || value->type != REDIS_REPLY_STRING ||
-            sy_fleet_doc_decode(value->str, value->len, &doc, &version, why, sizeof(why)) < 0 ||
-            strcmp(doc.service, svc->name) != 0 || doc.version <= svc->live->fleet.version)
+            decode_for(svc, value->str, value->len, &doc, &version, why, sizeof(why)) < 0 ||
+            doc.version <= svc->live->fleet.version)
             continue;           /* garbage and older versions: the first second tells */
         struct fleet_svc *fs = svc_entry(svc->name);
         if (fs)

@@ -67,13 +67,19 @@ static json_t *analysis_json(const struct sy_rollout_analysis *a)
                      "baseline", side_json(&a->baseline));
 }
 
-/* The split, maintenance and rollout of svc: the core both encodings share. */
+/* The split, maintenance and rollout: the core both encodings share. */
+static json_t *core_json_of(int active, int weight, bool maintenance,
+                            const struct sy_rollout_live *ro)
+{
+    return json_pack("{s:s,s:i,s:b,s:o}", "active", slot_names[active & 1],
+                     "canary_weight", weight, "maintenance", maintenance,
+                     "rollout", rollout_json(ro));
+}
+
 static json_t *core_json(const struct sy_service *svc)
 {
-    return json_pack("{s:s,s:i,s:b,s:o}", "active", slot_names[sy_live_active(svc)],
-                     "canary_weight", sy_live_canary_weight(svc),
-                     "maintenance", sy_live_maintenance(svc),
-                     "rollout", rollout_json(&svc->live->rollout));
+    return core_json_of(sy_live_active(svc), sy_live_canary_weight(svc),
+                        sy_live_maintenance(svc), &svc->live->rollout);
 }
 
 static char *dump(json_t *doc)
@@ -87,6 +93,11 @@ static char *dump(json_t *doc)
 char *sy_fleet_doc_core(const struct sy_service *svc)
 {
     return dump(core_json(svc));
+}
+
+char *sy_fleet_doc_core_of(const struct sy_fleet_doc *doc)
+{
+    return dump(core_json_of(doc->active, doc->weight, doc->maintenance, &doc->rollout));
 }
 
 char *sy_fleet_doc_encode(const struct sy_service *svc, int64_t version, const char *by,
@@ -187,12 +198,24 @@ static int decode_analysis(json_t *v, struct sy_rollout_analysis *a, char *err, 
     return 0;
 }
 
-/* The version, as the Redis script reads it: a positive integer under "version". */
+/*
+ * The version, as the Redis script reads it (cjson: every number a double):
+ * a whole number 1..SY_FLEET_VERSION_MAX under "version", else 0.
+ */
 static int64_t doc_version(json_t *root)
 {
     json_t *v = json_object_get(root, "version");
 
-    return json_is_integer(v) && json_integer_value(v) > 0 ? json_integer_value(v) : 0;
+    if (json_is_integer(v))
+        return json_integer_value(v) >= 1 && json_integer_value(v) <= SY_FLEET_VERSION_MAX
+               ? json_integer_value(v) : 0;
+    if (json_is_real(v)) {
+        double d = json_real_value(v);
+        /* in range first: only then is the conversion defined */
+        if (d >= 1 && d <= (double)SY_FLEET_VERSION_MAX && (double)(int64_t)d == d)
+            return (int64_t)d;
+    }
+    return 0;
 }
 
 static int decode_root(json_t *root, struct sy_fleet_doc *out, char *err, size_t errlen)
@@ -208,7 +231,7 @@ static int decode_root(json_t *root, struct sy_fleet_doc *out, char *err, size_t
                        "active", &active, "canary_weight", &weight, "maintenance", &maintenance,
                        "rollout", &rollout, "analysis", &analysis) < 0)
         return refuse(err, errlen, "%s", je.text);
-    if (version < 1 || weight < 0 || weight > 100 || at < 0 ||
+    if (version < 1 || version > SY_FLEET_VERSION_MAX || weight < 0 || weight > 100 || at < 0 ||
         (out->active = slot_parse(active)) < 0)
         return refuse(err, errlen, "%s out of range", "version, at, active or canary_weight");
     if (strlen(service) >= sizeof(out->service) || strlen(by) >= sizeof(out->by))
@@ -254,6 +277,17 @@ int sy_fleet_doc_decode(const char *text, size_t len, struct sy_fleet_doc *out,
     int rc = decode_root(root, out, err, errlen);
     json_decref(root);
     return rc;
+}
+
+int sy_fleet_doc_fits(const struct sy_service *svc, const struct sy_fleet_doc *doc, char *err,
+                      size_t errlen)
+{
+    if (sy_rollout_active(doc->rollout.state) && (size_t)doc->rollout.step >= svc->rollout.nsteps) {
+        snprintf(err, errlen, "rollout.step %d is past the %zu step(s) service %.64s has here",
+                 doc->rollout.step, svc->rollout.nsteps, svc->name);
+        return -1;
+    }
+    return 0;
 }
 
 void sy_fleet_doc_apply(const struct sy_service *svc, const struct sy_fleet_doc *doc,

@@ -20,11 +20,17 @@
 
 /* Longest document accepted (either kind): more is not ours. */
 #define SY_FLEET_DOC_MAX 65536
+/*
+ * The largest version: 2^53 - 1, the largest integer Redis's Lua (doubles)
+ * holds exactly, so that the store script and this gateway order versions
+ * alike. A version above it (or not an integer) is garbage: version 0.
+ */
+#define SY_FLEET_VERSION_MAX 9007199254740991LL
 
 /* A service's shared state, decoded. */
 struct sy_fleet_doc {
     char service[256];
-    int64_t version;                /* >= 1 */
+    int64_t version;                /* 1..SY_FLEET_VERSION_MAX */
     char by[128];                   /* the gateway that stored it ("" when not said) */
     int64_t at_ms;                  /* wall clock it was stored at (0 when not said) */
     int active;                     /* enum sy_slot */
@@ -49,13 +55,26 @@ char *sy_fleet_doc_encode(const struct sy_service *svc, int64_t version, const c
  */
 char *sy_fleet_doc_core(const struct sy_service *svc);
 
+/* What makes the state of doc, in sy_fleet_doc_core's form. Malloc'd, NULL when out of memory. */
+char *sy_fleet_doc_core_of(const struct sy_fleet_doc *doc);
+
 /*
  * Decodes a state document. 0, or -1 with the reason in err. *version gets
- * the document's "version" whenever it is a JSON object with a positive
- * integer there, valid or not: the rule the Redis script orders writes by.
+ * the document's "version" whenever it is a JSON object with a number
+ * there that is a whole 1..SY_FLEET_VERSION_MAX (5.0 too), valid or not:
+ * the rule the Redis store script orders writes by; else 0.
  */
 int sy_fleet_doc_decode(const char *text, size_t len, struct sy_fleet_doc *out,
                         int64_t *version, char *err, size_t errlen);
+
+/*
+ * Whether svc can be in doc's state with this gateway's configuration: a
+ * running, waiting or paused rollout must be at one of svc's steps
+ * (applied, a step past them would promote at once). 0, or -1 with the
+ * reason in err: then the document is garbage for svc.
+ */
+int sy_fleet_doc_fits(const struct sy_service *svc, const struct sy_fleet_doc *doc, char *err,
+                      size_t errlen);
 
 /*
  * Makes doc svc's state: the split for new requests, maintenance, the

@@ -15,6 +15,10 @@
  * when the callback returns. So whoever drops a context first clears
  * r->ac and ac->data: callbacks of a context that is no longer r->ac only
  * recycle their calls.
+ *
+ * Closing. sy_redis_close drops the context as a reconnect does (callers
+ * hear LOST); sy_redis_free sets r->freeing first, so that on_reply only
+ * recycles: nothing may wait on that connection any more.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -48,6 +52,16 @@
 /* Arguments of one command, EVALSHA's own three included. */
 #define MAX_ARGS        16
 
+/*
+ * Kinds of error reply, by their first word, each logged at most once per
+ * SY_REDIS_ERROR_LOG_MS; any other word shares the last slot.
+ */
+static const char *const error_kinds[] = {
+    "ERR", "OOM", "NOPERM", "BUSY", "NOSCRIPT", "WRONGTYPE", "MISCONF", "EXECABORT",
+    "NOREPLICAS", "CROSSSLOT", "MOVED", "ASK", "TRYAGAIN", "CLUSTERDOWN",
+};
+#define ERROR_KINDS (sizeof(error_kinds) / sizeof(error_kinds[0]) + 1)
+
 /* ---- the process-wide view ---------------------------------------------- */
 
 static struct {
@@ -58,6 +72,10 @@ static struct {
     atomic_bool outage;             /* its line was written; its end was not */
     atomic_bool ever_ready;
     _Atomic int64_t outage_since_ms;
+    struct {
+        _Atomic int64_t logged_ms;  /* monotonic: its last line; 0 never */
+        _Atomic uint64_t left_out;  /* since then */
+    } error_log[ERROR_KINDS];
 } shared;
 
 void sy_redis_stats(struct sy_redis_stats *out)
@@ -111,12 +129,17 @@ static void count_error(void)
     atomic_fetch_add_explicit(&shared.errors, 1, memory_order_relaxed);
 }
 
-static int64_t wall_ms(void)
+static int64_t clock_ms(clockid_t id)
 {
     struct timespec ts;
 
-    clock_gettime(CLOCK_REALTIME, &ts);
+    clock_gettime(id, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t wall_ms(void)
+{
+    return clock_ms(CLOCK_REALTIME);
 }
 
 struct script_slot {
@@ -177,10 +200,15 @@ struct sy_redis {
     sy_redis_message_fn on_message;
     sy_redis_subscribed_fn on_subscribed;
     void *sub_arg;
+    bool sub_confirmed;         /* this connect's SUBSCRIBE was confirmed */
+    struct event *probe;        /* the link's check (SY_REDIS_PROBE_MS) */
+    bool probe_waiting;         /* a SUBSCRIBE sent, its confirmation not back */
+    int64_t probe_sent_ms;      /* monotonic */
 };
 
 static void attempt(struct sy_redis *r);
 static void subscribe_now(struct sy_redis *r);
+static int load_script(struct sy_redis *r, struct script_slot *slot);
 
 static struct timeval ms_tv(int64_t ms)
 {
@@ -379,6 +407,10 @@ static int send_handshake(struct sy_redis *r)
         rc |= redisAsyncCommandArgv(r->ac, on_handshake, r, 2, argv, lens);
         atomic_fetch_add_explicit(&shared.commands, 1, memory_order_relaxed);
     }
+    /* the scripts this connection ran before: ready only once Redis holds them again */
+    for (size_t i = 0; i < r->nscripts; i++)
+        if (load_script(r, &r->scripts[i]) < 0)
+            rc = REDIS_ERR;
     rc |= redisAsyncCommand(r->ac, on_ping, r, "PING");
     atomic_fetch_add_explicit(&shared.commands, 1, memory_order_relaxed);
     return rc == REDIS_OK ? 0 : -1;
@@ -410,6 +442,9 @@ static void connect_to(struct sy_redis *r, const char *host)
         failed(r, "cannot watch the socket");
         return;
     }
+    /* a link that died silently (no FIN, no RST) is noticed in about 30 s */
+    if (host)
+        redisEnableKeepAlive(&ac->c);
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
     /* pipelined behind the connect: hiredis writes them once the socket is up */
@@ -561,17 +596,25 @@ static int send_call(struct sy_redis *r, struct sy_redis_call *call)
     return 0;
 }
 
+/*
+ * A script Redis will not load (an ACL without script|load, out of memory)
+ * leaves every EVALSHA of it answered NOSCRIPT: the connection is of no
+ * use. It fails, as a lost connection: the outage's one line names why,
+ * switchyard_redis_up is 0, callers decide at once (on_failure) and the
+ * handshake of each reconnect, which loads the script again, tells when it
+ * is over. (slot is in r: read only while r holds this context.)
+ */
 static void on_script_loaded(redisAsyncContext *ac, void *reply, void *privdata)
 {
+    struct sy_redis *r = ac->data;
     const redisReply *rep = reply;
     const struct script_slot *slot = privdata;
+    char why[320];
 
-    (void)ac;
-    if (rep && rep->type == REDIS_REPLY_ERROR) {
-        count_error();
-        sy_log_error(SY_LOG_ERROR, "redis", "SCRIPT LOAD of %s refused: %s",
-                     slot->script->name, rep->str);
-    }
+    if (!rep || rep->type != REDIS_REPLY_ERROR || !r || r->ac != ac || r->freeing)
+        return;
+    snprintf(why, sizeof(why), "SCRIPT LOAD of %s refused: %s", slot->script->name, rep->str);
+    failed(r, why);
 }
 
 /* SCRIPT LOAD, pipelined: the EVALSHA queued after it finds the script. */
@@ -592,6 +635,61 @@ static bool reconnect_error(const char *msg)
 {
     return strncmp(msg, "READONLY", 8) == 0 || strncmp(msg, "LOADING", 7) == 0 ||
            strncmp(msg, "MASTERDOWN", 10) == 0 || strncmp(msg, "NOAUTH", 6) == 0;
+}
+
+/* The slot of error_kinds that text (an error reply) is of. */
+static size_t error_kind(const char *text)
+{
+    size_t n = strcspn(text, " ");
+
+    for (size_t i = 0; i < ERROR_KINDS - 1; i++)
+        if (strlen(error_kinds[i]) == n && strncmp(text, error_kinds[i], n) == 0)
+            return i;
+    return ERROR_KINDS - 1;
+}
+
+/* What call sent, for a log line: "EVALSHA of SCRIPT" or the command's name. */
+static void call_name(const struct sy_redis_call *call, char *out, size_t len)
+{
+    const char *p = call->buf ? memchr(call->buf, '\n', call->len) : NULL;
+    const char *name = p ? memchr(p + 1, '\n', call->len - (size_t)(p + 1 - call->buf)) : NULL;
+
+    if (call->script)
+        snprintf(out, len, "EVALSHA of %s", call->script->script->name);
+    else if (name)
+        snprintf(out, len, "%.*s", (int)strcspn(name + 1, "\r"), name + 1);
+    else
+        snprintf(out, len, "a command");
+}
+
+/*
+ * An error reply (OOM, NOPERM, BUSY, ...): its caller decides, as for an
+ * outage, but Redis is up, so neither redis_up nor the outage's line tells.
+ * One line per kind per SY_REDIS_ERROR_LOG_MS, whatever the thread; those
+ * left out meanwhile are counted in the next one.
+ */
+static void log_error_reply(const struct sy_redis *r, const struct sy_redis_call *call,
+                            const char *text)
+{
+    size_t kind = error_kind(text);
+    int64_t now = clock_ms(CLOCK_MONOTONIC), last;
+    char what[96];
+
+    last = atomic_load(&shared.error_log[kind].logged_ms);
+    if ((last && now - last < SY_REDIS_ERROR_LOG_MS) ||
+        !atomic_compare_exchange_strong(&shared.error_log[kind].logged_ms, &last, now)) {
+        atomic_fetch_add_explicit(&shared.error_log[kind].left_out, 1, memory_order_relaxed);
+        return;
+    }
+    uint64_t more = atomic_exchange(&shared.error_log[kind].left_out, 0);
+    call_name(call, what, sizeof(what));
+    if (more)
+        sy_log_error(SY_LOG_WARN, "redis", "%s: %s answered %s with an error: %.240s (and %llu "
+                     "more error replies of this kind in the last %.0f s)", r->who, r->display,
+                     what, text, (unsigned long long)more, (double)(now - last) / 1000.0);
+    else
+        sy_log_error(SY_LOG_WARN, "redis", "%s: %s answered %s with an error: %.240s", r->who,
+                     r->display, what, text);
 }
 
 /* NOSCRIPT: the server lost the script (restart, flush, failover); load and resend once. */
@@ -620,13 +718,16 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
     void *arg = call->arg;
     enum sy_redis_status status = !rep ? SY_REDIS_LOST
                                   : rep->type == REDIS_REPLY_ERROR ? SY_REDIS_ERROR : SY_REDIS_OK;
+    bool reconnect = status == SY_REDIS_ERROR && reconnect_error(rep->str);
+    if (status == SY_REDIS_ERROR && !reconnect && !r->freeing)
+        log_error_reply(r, call, rep->str);
     /* recycled before the callback, which may send a command that reuses it */
     call_put(r, call);
     if (status != SY_REDIS_OK && (fn || status == SY_REDIS_ERROR))
         count_error();
     if (fn)
         fn(arg, status, rep);
-    if (status == SY_REDIS_ERROR && reconnect_error(rep->str) && r->ac == ac && !r->freeing)
+    if (reconnect && r->ac == ac && !r->freeing)
         failed(r, rep->str);
 }
 
@@ -764,6 +865,10 @@ static void on_subscription(redisAsyncContext *ac, void *reply, void *privdata)
     const char *kind = rep->element[0]->str;
     const redisReply *payload = rep->element[2];
     if (strcmp(kind, "subscribe") == 0) {
+        r->probe_waiting = false;
+        if (r->sub_confirmed)
+            return;             /* a check of the link (on_probe) */
+        r->sub_confirmed = true;
         sy_log_error(SY_LOG_DEBUG, "redis", "%s: subscribed to %s", r->who, r->sub_channel);
         if (r->on_subscribed)
             r->on_subscribed(r->sub_arg);
@@ -773,25 +878,67 @@ static void on_subscription(redisAsyncContext *ac, void *reply, void *privdata)
     }
 }
 
-static void subscribe_now(struct sy_redis *r)
+/* SUBSCRIBE: the subscription after a connect, and each check of its link. */
+static int send_subscribe(struct sy_redis *r)
 {
     const char *argv[] = {"SUBSCRIBE", r->sub_channel};
     const size_t lens[] = {9, strlen(r->sub_channel)};
 
-    if (redisAsyncCommandArgv(r->ac, on_subscription, NULL, 2, argv, lens) != REDIS_OK) {
+    if (redisAsyncCommandArgv(r->ac, on_subscription, NULL, 2, argv, lens) != REDIS_OK)
+        return -1;
+    atomic_fetch_add_explicit(&shared.commands, 1, memory_order_relaxed);
+    r->probe_waiting = true;
+    r->probe_sent_ms = clock_ms(CLOCK_MONOTONIC);
+    return 0;
+}
+
+static void subscribe_now(struct sy_redis *r)
+{
+    r->sub_confirmed = false;
+    if (send_subscribe(r) < 0)
         failed(r, "cannot queue SUBSCRIBE");
+}
+
+/*
+ * Every SY_REDIS_PROBE_MS: a subscriber hears nothing on a quiet channel,
+ * so a dead link would go unnoticed (TCP keepalive takes 30 s, and never
+ * notices a proxy that still acknowledges). Subscribing to the channel
+ * again is answered at once by a live Redis (a PING would be too, but
+ * hiredis 0.14 drops a PONG in subscribed mode without its callback);
+ * still unanswered at the next check: reconnect.
+ */
+static void on_probe(evutil_socket_t fd, short what, void *arg)
+{
+    struct sy_redis *r = arg;
+    char why[96];
+
+    (void)fd, (void)what;
+    if (r->state != SY_REDIS_READY || !r->ac)
+        return;
+    if (r->probe_waiting) {
+        /* half the period: a timer that fired a little early still counts */
+        if (clock_ms(CLOCK_MONOTONIC) - r->probe_sent_ms < SY_REDIS_PROBE_MS / 2)
+            return;
+        snprintf(why, sizeof(why), "the subscriber had no answer for %d s",
+                 SY_REDIS_PROBE_MS / 1000);
+        failed(r, why);
         return;
     }
-    atomic_fetch_add_explicit(&shared.commands, 1, memory_order_relaxed);
+    if (send_subscribe(r) < 0)
+        failed(r, "cannot queue SUBSCRIBE");
 }
 
 int sy_redis_subscribe(struct sy_redis *r, const char *channel, sy_redis_message_fn on_message,
                        sy_redis_subscribed_fn on_subscribed, void *arg)
 {
+    struct timeval every = ms_tv(SY_REDIS_PROBE_MS);
     char *copy = strdup(channel);
 
-    if (!copy)
+    if (!copy || (!r->probe && !(r->probe = event_new(r->base, -1, EV_PERSIST, on_probe, r))) ||
+        event_add(r->probe, &every) < 0) {
+        free(copy);
         return -1;
+    }
     free(r->sub_channel);
     r->sub_channel = copy;
     r->on_message = on_message;
@@ -882,6 +1029,8 @@ void sy_redis_free(struct sy_redis *r)
         evdns_base_free(r->dns, 0);
     if (r->timer)
         event_free(r->timer);
+    if (r->probe)
+        event_free(r->probe);
     while (r->free_calls) {
         struct sy_redis_call *call = r->free_calls;
         r->free_calls = call->next_free;
@@ -892,6 +1041,23 @@ void sy_redis_free(struct sy_redis *r)
     free(r->sub_channel);
     free(r->url_text);
     free(r);
+}
+
+void sy_redis_close(struct sy_redis *r)
+{
+    redisAsyncContext *ac;
+
+    if (!r)
+        return;
+    r->state = SY_REDIS_DOWN;
+    uncount_ready(r);
+    /* not freeing yet: every call comes back through on_reply, its caller hears LOST */
+    if ((ac = r->ac)) {
+        r->ac = NULL;
+        ac->data = NULL;
+        redisAsyncFree(ac);
+    }
+    sy_redis_free(r);           /* a resolution under way is left to it */
 }
 
 enum sy_redis_state sy_redis_state(const struct sy_redis *r)
@@ -925,6 +1091,11 @@ void sy_redis_configure(struct sy_redis *r, const struct sy_redis_conf *conf)
 }
 
 void sy_redis_free(struct sy_redis *r)
+{
+    (void)r;
+}
+
+void sy_redis_close(struct sy_redis *r)
 {
     (void)r;
 }

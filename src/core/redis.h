@@ -13,11 +13,17 @@
  * a deadline (SY_REDIS_TIMEOUT_MS) after which its caller hears TIMEOUT
  * and the late reply is dropped. A command is refused at once (NULL)
  * while the connection is not ready, so that callers decide without
- * waiting during an outage.
+ * waiting during an outage. Scripts a connection has run are loaded again
+ * in the handshake of each connect: a Redis that refuses to load them (an
+ * ACL without script|load, out of memory) leaves the connection down, an
+ * outage like any other, rather than up and useless.
  *
  * The process-wide view (switchyard_redis_up, the error and command
  * counters, and the one log line an outage gets, and the one its end
  * gets) is kept here with atomics, whatever thread the connections run on.
+ * An error reply (OOM, NOPERM, BUSY, ...) is its caller's to decide on; the
+ * log gets one line per kind of error (its first word) per
+ * SY_REDIS_ERROR_LOG_MS, the next one counting those left out.
  */
 #ifndef SY_REDIS_H
 #define SY_REDIS_H
@@ -41,6 +47,15 @@
 #define SY_REDIS_BACKOFF_MAX_MS 5000
 /* Commands a connection holds unanswered at once; past it, refused. */
 #define SY_REDIS_MAX_INFLIGHT   4096
+/* Error replies of one kind are logged once per this, with a count. */
+#define SY_REDIS_ERROR_LOG_MS   10000
+/*
+ * A subscriber checks its link this often (a SUBSCRIBE of its channel
+ * again, which Redis confirms); a check unanswered by the next one means a
+ * dead link (a NAT or proxy that forgot it, a peer gone without a FIN):
+ * reconnect. Every TCP connection also has TCP keepalive (15 s).
+ */
+#define SY_REDIS_PROBE_MS       10000
 
 /* ---- URLs --------------------------------------------------------------- */
 
@@ -101,7 +116,18 @@ struct sy_redis *sy_redis_new(struct event_base *base, const char *who,
  * DOWN), an unchanged one keeps the connection. Called on base's thread.
  */
 void sy_redis_configure(struct sy_redis *r, const struct sy_redis_conf *conf);
-/* Closes the connection; callbacks not yet called are not called. */
+/*
+ * Closes the connection and frees it. Every call not answered yet hears
+ * SY_REDIS_LOST first, within this call (so a request waiting on it is
+ * decided by its caller's fallback, not left waiting): for a connection a
+ * reload removes. Called on base's thread, outside r's own callbacks.
+ */
+void sy_redis_close(struct sy_redis *r);
+/*
+ * Frees the connection without calling a callback: only once nothing can
+ * wait on it any more (at exit, after the requests went), or for a caller
+ * that forgets its calls itself. A call's handle is invalid afterwards.
+ */
 void sy_redis_free(struct sy_redis *r);
 
 enum sy_redis_state sy_redis_state(const struct sy_redis *r);
@@ -136,8 +162,10 @@ struct sy_redis_call *sy_redis_command(struct sy_redis *r, int argc, const char 
 /*
  * A Lua script, run with EVALSHA. The connection sends SCRIPT LOAD the
  * first time it runs a script (pipelined before the EVALSHA: no extra round
- * trip); a NOSCRIPT answer (Redis restarted, SCRIPT FLUSH, a failover)
- * loads it again and retries the call once. Scripts are static data.
+ * trip), and in the handshake of every later connect; a NOSCRIPT answer
+ * (SCRIPT FLUSH, a failover) loads it again and retries the call once. A
+ * SCRIPT LOAD refused drops the connection as failed. Scripts are static
+ * data.
  */
 struct sy_redis_script {
     const char *name;           /* for logs */
@@ -149,7 +177,11 @@ struct sy_redis_call *sy_redis_eval(struct sy_redis *r, const struct sy_redis_sc
                                     int nkeys, int argc, const char *const *argv,
                                     const size_t *lens, sy_redis_reply_fn fn, void *arg);
 
-/* The call's callback will not be called (its reply, if any, is dropped). */
+/*
+ * The call's callback will not be called (its reply, if any, is dropped).
+ * Only for a call whose callback has not been called yet: once called (or
+ * after sy_redis_free) the handle is gone.
+ */
 void sy_redis_cancel(struct sy_redis_call *call);
 
 /*
@@ -171,8 +203,9 @@ typedef void (*sy_redis_subscribed_fn)(void *arg);
  * Makes r a subscriber of channel: SUBSCRIBE follows the handshake of
  * every connect (now, when r is ready), and r sends nothing else from
  * then on (use another connection for commands). A subscription has no
- * deadline: a quiet channel is not a stuck Redis. Called once per
- * connection; 0, or -1 when out of memory.
+ * deadline (a quiet channel is not a stuck Redis), but its link is checked
+ * every SY_REDIS_PROBE_MS. Called once per connection; 0, or -1 when out
+ * of memory.
  */
 int sy_redis_subscribe(struct sy_redis *r, const char *channel, sy_redis_message_fn on_message,
                        sy_redis_subscribed_fn on_subscribed, void *arg);
@@ -183,7 +216,8 @@ struct sy_redis_stats {
     unsigned connections;       /* connections that exist (want to be up) */
     unsigned ready;             /* of them, ready now */
     uint64_t commands;          /* commands sent, since start */
-    uint64_t errors;            /* failed connects, lost connections, timeouts, error replies */
+    uint64_t errors;            /* failed connects, lost connections, timeouts, error replies,
+                                 * scripts Redis refused to load */
 };
 void sy_redis_stats(struct sy_redis_stats *out);
 

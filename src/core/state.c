@@ -34,6 +34,7 @@
 #include <jansson.h>
 
 #include "clock.h"
+#include "fleet_doc.h"
 #include "live.h"
 #include "log.h"
 #include "state.h"
@@ -264,7 +265,12 @@ static int parse_service(const char *name, json_t *v, struct restored *out, char
                  : je.text);
         return -1;
     }
-    out->fleet.version = version;
+    /*
+     * A version no gateway orders by any more (above 2^53 - 1: saved before
+     * they were bounded) starts over from 0: Redis's state wins, or ours is
+     * written back as version 1.
+     */
+    out->fleet.version = version <= SY_FLEET_VERSION_MAX ? version : 0;
     out->fleet.pending = pending != 0;
     out->active = slot_parse(active);
     out->weight = (int)weight;

@@ -111,14 +111,18 @@ void sy_worker_conf_release(struct sy_worker *w, struct sy_conf *conf)
  * The worker's Redis connection follows the snapshot: made when "redis"
  * appears, reconnected when its url changes, closed when it goes. Its
  * first connect runs from the worker's loop, on the worker's thread.
+ * Closed, it tells the requests that wait on it (LOST: their module's
+ * fallback decides), with w->redis already NULL, so that none of them
+ * sends to it again meanwhile.
  */
 static void adopt_redis(struct sy_worker *w, const struct sy_conf *conf)
 {
     char who[32];
 
     if (!conf->redis.enabled) {
-        sy_redis_free(w->redis);
+        struct sy_redis *gone = w->redis;
         w->redis = NULL;
+        sy_redis_close(gone);
     } else if (w->redis) {
         sy_redis_configure(w->redis, &conf->redis);
     } else {

@@ -21,6 +21,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import unittest
 
@@ -100,7 +101,7 @@ class Fleet(unittest.TestCase):
         cls.addClassCleanup(cls.td.stop)
 
     def setUp(self):
-        self.redis = redisd.RedisServer()
+        self.redis = redisd.RedisServer(debug=True)
         self.addCleanup(self.redis.cleanup)
         self.redis.start()
 
@@ -355,6 +356,101 @@ class Fleet(unittest.TestCase):
                                  error_log(gw))
             self.assertLessEqual(len(fleet_lines(gw, "holds a string")), 1, error_log(gw))
 
+    def views(self, apis):
+        """(version, canary weight) of Redis's document, then of each gateway: for messages."""
+        doc = self.stored() or {}
+        return [(doc.get("version"), doc.get("canary_weight"))] + [
+            (st["state_version"], st["canary_weight"]) for st in map(self.status, apis)]
+
+    def agreed(self, apis, **want):
+        """Every gateway of apis and Redis hold the same version, and the
+        fields in want (canary_weight=20, active="blue") are theirs."""
+        doc = self.stored() or {}
+        sts = [self.status(api) for api in apis]
+        return (all(doc.get(k) == v for k, v in want.items()) and
+                all(st["state_version"] == doc.get("version") for st in sts) and
+                all(st.get(k) == v for st in sts for k, v in want.items()))
+
+    def test_a_store_answered_late_does_not_split_the_fleet(self):
+        # Redis stalls (DEBUG SLEEP 1.8) while A stores weight 10: the store
+        # times out (1 s), though Redis applies it when it wakes. A sets 20
+        # after that timeout: its store of 20, queued behind, is refused
+        # (Redis holds that version, written by A). That version is A's, but
+        # not what A holds: A stores 20 as the next version, and every
+        # gateway and Redis end up on 20 (not A on 20, B and Redis on 10).
+        a, api_a = self.gateway()
+        b, api_b = self.gateway()
+        try:
+            self.redis.command("DEBUG", "SLEEP", "0")
+        except redisd.RedisError as e:
+            self.skipTest("this redis-server refuses DEBUG: %s" % e)
+        version = self.stored()["version"]
+
+        def sleep():
+            c = redisd.Connection(self.redis.port, timeout=10)
+            c.command("DEBUG", "SLEEP", "1.8")
+            c.close()
+        sleeper = threading.Thread(target=sleep)
+        slept = time.monotonic()
+        sleeper.start()
+        time.sleep(0.05)
+        self.assertEqual(api_a.post("/api/v1/services/app/canary", {"weight": 10}).status, 200)
+        time.sleep(max(0.0, slept + 1.3 - time.monotonic()))
+        self.assertEqual(api_a.post("/api/v1/services/app/canary", {"weight": 20}).status, 200)
+        sleeper.join(10)
+        self.assertTrue(wait_for(lambda: self.agreed((api_a, api_b), canary_weight=20),
+                                 5 + SLACK, 0.1),
+                        (self.views((api_a, api_b)), error_log(a)[-2000:]))
+        self.assertGreater(self.stored()["version"], version + 1)
+
+    def test_a_version_too_large_is_garbage_and_written_over(self):
+        # A version no double holds exactly (Redis's Lua compares doubles) or
+        # that is no integer at all stops no store: it counts as version 0,
+        # garbage, and the fleet's state is written over it.
+        a, api_a = self.gateway()
+        b, api_b = self.gateway()
+        good = self.stored()
+        weight = 0
+        for value in (2 ** 62, 2 ** 63 - 1, 1e300, 2 ** 53):
+            for doc in ({"version": value}, dict(good, version=value, by="intruder",
+                                                 canary_weight=77)):
+                with self.subTest(value=value, whole=len(doc) > 1):
+                    self.redis.command("HSET", PREFIX + "state", "app", json.dumps(doc))
+                    weight += 1
+                    r = api_a.post("/api/v1/services/app/canary", {"weight": weight})
+                    self.assertEqual(r.status, 200, r)
+                    self.assertTrue(wait_for(lambda: self.agreed((api_a, api_b),
+                                                                 canary_weight=weight),
+                                             3 + SLACK, 0.05),
+                                    (value, self.views((api_a, api_b))))
+                    self.assertLessEqual(self.stored()["version"], 2 ** 53 - 1)
+
+    def test_a_step_beyond_this_gateways_steps_is_garbage(self):
+        # "app" has 3 steps: a running rollout at step 7 (index 6) is no state
+        # this configuration can be in. Applied, the leader would promote at
+        # once; it is refused whole instead, on the channel and in the hash.
+        a, api_a = self.gateway()
+        b, api_b = self.gateway()
+        self.leading((a, api_a))
+        good = self.stored()
+        now = int(time.time() * 1000)
+        bad = dict(good, version=good["version"] + 1, by="intruder", canary_weight=20,
+                   rollout=dict(good["rollout"], state="running", step=6, canary="green",
+                                started=now, step_started=now))
+        self.redis.command("PUBLISH", PREFIX + "state", json.dumps(bad))
+        self.assertTrue(wait_for(lambda: fleet_lines(b, "ignored a message on the channel",
+                                                     "step"), 2 + SLACK), error_log(b))
+        self.redis.command("HSET", PREFIX + "state", "app", json.dumps(bad))
+        self.assertTrue(wait_for(lambda: (self.stored() or {}).get("by") != "intruder",
+                                 3 + SLACK), self.stored())
+        time.sleep(1.5)         # a leader that took it would promote within a second
+        for api in (api_a, api_b):
+            st = self.status(api)
+            self.assertEqual((st["active"], st["canary_weight"], st["rollout"]),
+                             ("blue", 0, "idle"), st)
+        self.assertEqual(self.stored()["rollout"]["state"], "idle")
+        self.assertEqual(rollout_events(a) + rollout_events(b), [])
+
     # ---- Redis goes away ----
 
     def test_redis_restarted_empty_gets_the_state_back(self):
@@ -394,6 +490,51 @@ class Fleet(unittest.TestCase):
         self.assertTrue(wait_for(lambda: self.status(api_b)["active"] == "green", 3 + SLACK),
                         error_log(b)[-3000:])
         self.assertEqual(set(served(b, 4)), {"green"})
+
+    def test_a_host_name_is_read_at_start(self):
+        # redis.url names the host (resolved within the start's 1 s, never a
+        # blocking lookup): the shared state is read before the first request.
+        a, api_a = self.gateway()
+        self.assertEqual(api_a.post("/api/v1/services/app/switch", {"to": "green"}).status, 200)
+        self.assertTrue(wait_for(lambda: (self.stored() or {}).get("active") == "green",
+                                 2 + SLACK))
+        cfg = self.config()
+        cfg["redis"]["url"] = "redis://localhost:%d/0" % self.redis.port
+        c = gateway.Gateway(cfg)
+        admin.write_tokens(os.path.join(c.tmp, "admin.token"), [TOKEN])
+        c.start()
+        self.addCleanup(c.__exit__, None, None, None)
+        self.addCleanup(self.assert_clean_exit, c)
+        self.assertEqual(served(c, 3), ["green"] * 3)
+        self.assertTrue(wait_for(lambda: fleet_lines(c, "read the shared state at start: 1 of 1"),
+                                 2 + SLACK), error_log(c))
+
+    def test_a_dead_link_under_the_subscriber_is_noticed(self):
+        # B reaches Redis through a relay that goes silent without closing
+        # anything (a NAT that forgot the connection, a peer gone without a
+        # FIN). The command connection notices by its deadlines; the
+        # subscriber, quiet by nature, notices by its periodic check and
+        # subscribes again on a new connection.
+        relay = redisd.Relay(self.redis.port)
+        self.addCleanup(relay.close)
+        a, api_a = self.gateway()
+        cfg = self.config()
+        cfg["redis"]["url"] = "redis://127.0.0.1:%d/0" % relay.port
+        b, api_b = self.gateway(cfg)
+
+        def subscribers():
+            reply = self.redis.command("PUBSUB", "NUMSUB", PREFIX + "state")
+            return int(reply[1])
+        self.assertTrue(wait_for(lambda: subscribers() == 2, 5 + SLACK))
+        before = relay.accepted
+        relay.blackhole()
+        # the subscriber's check comes every 10 s and waits as long for its answer
+        self.assertTrue(wait_for(lambda: subscribers() == 3, 25 + 2 * SLACK, 0.2),
+                        error_log(b)[-3000:])
+        self.assertGreater(relay.accepted, before)
+        # and it hears changes again, from the channel
+        self.assertEqual(api_a.post("/api/v1/services/app/switch", {"to": "green"}).status, 200)
+        self.assertTrue(wait_for(lambda: self.status(api_b)["active"] == "green", 3 + SLACK))
 
 
 if __name__ == "__main__":

@@ -13,8 +13,10 @@ gateway. A client that closes while Redis hangs costs nothing (run this
 file under SY_GATEWAY_WRAPPER="valgrind ..." too: every gateway must stop
 cleanly). Without "redis" nothing of this runs.
 """
+import copy
 import json
 import os
+import socket
 import sys
 import threading
 import time
@@ -327,6 +329,122 @@ class FleetRateLimit(unittest.TestCase):
         for s in socks:
             s.close()
         self.assertEqual(rc, 0, gw.stderr_text()[-3000:])
+
+    def test_reload_without_redis_answers_the_requests_waiting_on_it(self):
+        # Redis hangs while requests wait on it, and a reload removes "redis":
+        # each worker closes its connection, and every request that waited on
+        # it is decided by on_failure (deny: 429) there and then, not left
+        # waiting for an answer that cannot come. The clients then leave and
+        # the gateway stops gracefully (under valgrind or ASan: no access to
+        # a freed call when a request is abandoned).
+        r = self.redis()
+        cfg = config(self.td, r.url(), "deny", workers=2)
+        gw = self.gateway(cfg)
+        cfg2 = copy.deepcopy(cfg)
+        del cfg2["redis"]
+        cfg2["rate_limits"]["per-ip"]["store"] = "local"
+        gw.write_config(cfg2)
+        socks, stop = [], threading.Event()
+
+        def arrive():
+            # a new client every 5 ms: some always wait on Redis (100 ms each)
+            # when a worker takes the new configuration
+            for i in range(2000):
+                if stop.is_set():
+                    return
+                s = proxytest.connect(gw)
+                s.sendall(as_client("198.51.%d.%d" % (i // 250, i % 250)))
+                socks.append((s, time.monotonic()))
+                time.sleep(0.005)
+        sender = threading.Thread(target=arrive, daemon=True)
+        try:
+            r.pause()
+            sender.start()
+            time.sleep(0.03)
+            gw.reload()
+            # in force once a fresh client gets the local limit's answer (deny would be 429)
+            fresh = iter(range(1, 250))
+
+            def local():
+                try:
+                    return proxytest.once(gw, as_client("203.0.113.%d" % next(fresh)),
+                                          timeout=1).status == 200
+                except OSError:
+                    return False
+            self.assertTrue(proxytest.wait_until(local, 10 + (30 if SLOW else 0)))
+            time.sleep(0.5)
+        finally:
+            stop.set()
+            sender.join(10)
+        unanswered, statuses = [], []
+        for s, sent in socks:
+            s.settimeout(max(0.1, sent + (10.0 if SLOW else 3.0) - time.monotonic()))
+            try:
+                head = s.recv(100)
+                statuses.append(int(head.split()[1]) if head else 0)
+            except socket.timeout:
+                unanswered.append(sent)
+            s.close()
+        self.assertEqual(unanswered, [], "%d of %d requests never answered\n%s" % (
+            len(unanswered), len(socks), error_log(gw)[-2000:]))
+        self.assertEqual(set(statuses) - {200, 429}, set(), statuses)
+        r.resume()
+        self.assertEqual(gw.stop(), 0, gw.stderr_text()[-3000:])
+
+    def test_script_load_refused_is_an_outage(self):
+        # A user that may not SCRIPT LOAD: no rate-limit decision can come
+        # from Redis. That is an outage: one line naming it, redis_up 0,
+        # on_failure decides at once (deny: 429), and it ends (one line) when
+        # the ACL lets the gateway load its scripts.
+        r = self.redis()
+        r.command("ACL", "SETUSER", "gw", "on", ">pw", "~*", "&*", "+@all", "-script|load")
+        cfg = config(self.td, "redis://gw:pw@127.0.0.1:%d/0" % r.port, "deny", workers=2,
+                     burst=0, rate=1, per_ms=60000)
+        gw = self.gateway(cfg, wait_up=False)
+        self.wait_metric(gw, "switchyard_redis_up", 0)
+        t0 = time.monotonic()
+        with proxytest.client(gw, timeout=10) as c:
+            seen = [c.request(as_client("192.0.2.%d" % (i % 250))) for i in range(200)]
+        self.assertEqual({x.status for x in seen}, {429})
+        self.assertIn("unreachable", json.loads(seen[-1].body)["reason"])
+        self.assertLess(time.monotonic() - t0, 30 if SLOW else 5, "decided at once")
+        lines = [l for l in error_log(gw).splitlines() if "SCRIPT LOAD" in l]
+        self.assertEqual(len(lines), 1, error_log(gw)[-3000:])
+        self.assertIn("NOPERM", lines[0])
+        self.assertIn("on_failure deny", lines[0])
+        self.assertEqual(metric(gw, "switchyard_redis_up"), 0)
+        r.command("ACL", "SETUSER", "gw", "+script|load")
+        self.wait_metric(gw, "switchyard_redis_up", 1)
+        self.warm(gw)
+        self.assertEqual(self.statuses(gw, "10.11.0.1", 2), [200, 429])
+        self.assertEqual(len(redis_lines(gw, "reachable again")), 1, error_log(gw))
+        self.assertEqual(len([l for l in error_log(gw).splitlines() if "SCRIPT LOAD" in l]), 1)
+
+    def test_error_replies_are_logged_once_per_kind_and_interval(self):
+        # Redis out of memory answers every decision with an OOM error: each
+        # request is decided by on_failure, the error counter counts them all,
+        # redis_up stays 1 (Redis answers), and the log gets one line per
+        # kind of error per 10 s, the next one saying how many it left out.
+        r = self.redis()
+        gw = self.gateway(config(self.td, r.url(), "allow"))
+        errors = metric(gw, "switchyard_redis_errors_total")
+        r.command("CONFIG", "SET", "maxmemory", "1")
+        self.addCleanup(lambda: r.running() and r.command("CONFIG", "SET", "maxmemory", "0"))
+        with proxytest.client(gw, timeout=10) as c:
+            seen = [c.request(as_client("192.0.2.%d" % (i % 250))).status for i in range(200)]
+        self.assertEqual(set(seen), {200})
+        self.assertGreaterEqual(metric(gw, "switchyard_redis_errors_total") - errors, 200)
+        self.assertEqual(metric(gw, "switchyard_redis_up"), 1)
+        self.assertTrue(proxytest.wait_until(lambda: redis_lines(gw, "OOM"), 5), error_log(gw))
+        first = redis_lines(gw, "OOM")
+        self.assertEqual(len(first), 1, error_log(gw)[-3000:])
+        self.assertIn("error", first[0])
+        # ten seconds on, the next one is written, with the count of those left out
+        time.sleep(10.2)
+        self.statuses(gw, "192.0.2.251", 1)
+        self.assertTrue(proxytest.wait_until(lambda: len(redis_lines(gw, "OOM")) == 2, 5),
+                        error_log(gw)[-3000:])
+        self.assertRegex(redis_lines(gw, "OOM")[1], r"\(and \d+ more")
 
     # ---- a Redis that is not there, or not ours, at start ----
 

@@ -5,7 +5,10 @@
  * applies as the same state on another gateway, its step's start moved
  * onto that gateway's clock; the canonical text tells a change from none;
  * every malformed document is refused whole with a reason, and the version
- * Redis's script would read is still found. A gateway's figures add up
+ * Redis's script would read is still found; a version no double holds
+ * exactly, or no whole number, is version 0 (garbage); a decoded document's
+ * core is the one its state has; a running rollout at a step the service
+ * does not have is no state of it. A gateway's figures add up
  * into the fleet's window (requests, errors, quantiles, max) only for the
  * step they were read for, and malformed ones change nothing.
  */
@@ -214,6 +217,98 @@ static void test_garbage_is_refused(void **state)
     assert_string_equal(doc.by, "");
 }
 
+/* A document of version (as JSON text) that is otherwise good. */
+static void with_version(const char *version, char *out, size_t len)
+{
+    snprintf(out, len, "{\"service\": \"app\", \"version\": %s, \"active\": \"blue\", "
+             "\"canary_weight\": 1, \"maintenance\": false, " GOOD_ROLLOUT "}", version);
+}
+
+static void test_versions_beyond_a_double_are_garbage(void **state)
+{
+    static const struct {
+        const char *text;
+        int64_t version;        /* what the store script orders by; 0: garbage */
+        bool valid;
+    } cases[] = {
+        {"1", 1, true},
+        {"9007199254740991", 9007199254740991LL, true},        /* 2^53 - 1 */
+        {"9007199254740992", 0, false},                        /* 2^53 */
+        {"4611686018427387904", 0, false},                     /* 2^62 */
+        {"9223372036854775807", 0, false},                     /* 2^63 - 1 */
+        {"1e300", 0, false},
+        {"1e400", 0, false},                                   /* jansson: not JSON */
+        {"5.0", 5, false},                                     /* cjson reads 5: so do we */
+        {"5.5", 0, false},
+        {"-3", 0, false},
+    };
+    struct sy_fleet_doc doc;
+    int64_t version;
+    char text[512], err[256];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        with_version(cases[i].text, text, sizeof(text));
+        int rc = sy_fleet_doc_decode(text, strlen(text), &doc, &version, err, sizeof(err));
+        if ((rc == 0) != cases[i].valid || version != cases[i].version)
+            fail_msg("version %s: rc %d, version %lld (%s)", cases[i].text, rc,
+                     (long long)version, err);
+    }
+    assert_int_equal(SY_FLEET_VERSION_MAX, (1LL << 53) - 1);
+}
+
+static void test_a_documents_core_is_its_states(void **state)
+{
+    struct fixture *f = *state;
+    struct sy_fleet_doc doc;
+    int64_t version;
+    char err[256];
+
+    running(&f->a);
+    char *text = sy_fleet_doc_encode(&f->a, 3, "web1:42:abcd", 1700000062000);
+    assert_int_equal(sy_fleet_doc_decode(text, strlen(text), &doc, &version, err,
+                                         sizeof(err)), 0);
+    char *core = sy_fleet_doc_core(&f->a), *of = sy_fleet_doc_core_of(&doc);
+    assert_string_equal(core, of);
+    /* another weight: another state */
+    doc.weight = 20;
+    char *other = sy_fleet_doc_core_of(&doc);
+    assert_string_not_equal(core, other);
+    free(text);
+    free(core);
+    free(of);
+    free(other);
+}
+
+static void test_a_step_past_the_services_is_no_state_of_it(void **state)
+{
+    struct fixture *f = *state;
+    struct sy_fleet_doc doc;
+    int64_t version;
+    char err[256] = "";
+
+    running(&f->a);
+    char *text = sy_fleet_doc_encode(&f->a, 3, "web1:42:abcd", 1700000062000);
+    assert_int_equal(sy_fleet_doc_decode(text, strlen(text), &doc, &version, err,
+                                         sizeof(err)), 0);
+    doc.rollout.step = 2;                       /* the last of 3 */
+    assert_int_equal(sy_fleet_doc_fits(&f->a, &doc, err, sizeof(err)), 0);
+    doc.rollout.step = 3;
+    assert_int_equal(sy_fleet_doc_fits(&f->a, &doc, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "step"));
+    doc.rollout.state = SY_ROLLOUT_PAUSED;
+    assert_int_equal(sy_fleet_doc_fits(&f->a, &doc, err, sizeof(err)), -1);
+    /* promoted, it went past the last step: no longer a step to run */
+    doc.rollout.state = SY_ROLLOUT_PROMOTED;
+    assert_int_equal(sy_fleet_doc_fits(&f->a, &doc, err, sizeof(err)), 0);
+    /* a service without steps runs no rollout */
+    f->a.rollout.nsteps = 0;
+    doc.rollout.state = SY_ROLLOUT_RUNNING;
+    doc.rollout.step = 0;
+    assert_int_equal(sy_fleet_doc_fits(&f->a, &doc, err, sizeof(err)), -1);
+    free(text);
+}
+
 /* One slot's window of n samples of value_us, errors of them failed. */
 static void fill(struct sy_metrics_window *w, int n, uint64_t value_us, int errors)
 {
@@ -287,6 +382,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_state_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_core_tells_a_change, setup, teardown),
         cmocka_unit_test(test_garbage_is_refused),
+        cmocka_unit_test(test_versions_beyond_a_double_are_garbage),
+        cmocka_unit_test_setup_teardown(test_a_documents_core_is_its_states, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_step_past_the_services_is_no_state_of_it, setup,
+                                        teardown),
         cmocka_unit_test(test_figures_add_up_for_their_step),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

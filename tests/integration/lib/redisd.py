@@ -10,16 +10,22 @@ RESP client to talk to it (python3 standard library only).
         r.kill(); r.start()                # an outage, then the same port again
         r.pause(); r.resume()              # SIGSTOP / SIGCONT: a Redis that hangs
 
+    RedisServer(debug=True)                # DEBUG SLEEP allowed (Redis 7 refuses it by default)
+    with redisd.Relay(r.port) as relay:    # a TCP relay in front: relay.port for the URL
+        relay.blackhole()                  # its connections go silent, still open
+
 No persistence (--save "" --appendonly no): a restart starts empty, as a
 failover to a replica that lacks the scripts would. available() tells
 whether redis-server is installed (configure --install-deps installs it).
 """
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 
 from . import ports
@@ -34,6 +40,17 @@ class RedisError(Exception):
 def available():
     """Whether redis-server is on PATH."""
     return shutil.which("redis-server") is not None
+
+
+def version():
+    """redis-server's version as a tuple of ints, (0,) when unknown."""
+    try:
+        out = subprocess.run(["redis-server", "--version"], capture_output=True, text=True,
+                             timeout=10).stdout
+    except OSError:
+        return (0,)
+    m = re.search(r"v=(\d+)\.(\d+)\.(\d+)", out)
+    return tuple(int(x) for x in m.groups()) if m else (0,)
 
 
 def _encode(args):
@@ -106,14 +123,19 @@ class RedisServer:
     """redis-server --port PORT on 127.0.0.1, as a context manager.
 
     password: --requirepass; extra: more arguments; wrapper: a command
-    prefix (the benchmark pins it: ["taskset", "-c", "1"]). The port stays
-    the same across stop()/kill() and start(), so a gateway's URL stays valid.
+    prefix (the benchmark pins it: ["taskset", "-c", "1"]); debug: allow
+    DEBUG (SLEEP: a Redis that answers late), which Redis 7 refuses unless
+    started with --enable-debug-command (older ones allow it anyway). The
+    port stays the same across stop()/kill() and start(), so a gateway's URL
+    stays valid.
     """
 
-    def __init__(self, port=None, password=None, extra=(), wrapper=()):
+    def __init__(self, port=None, password=None, extra=(), wrapper=(), debug=False):
         self.port = port or ports.free_port()
         self.password = password
         self.extra = list(extra)
+        if debug and version() >= (7,):
+            self.extra += ["--enable-debug-command", "yes"]
         self.wrapper = list(wrapper)
         self.tmp = tempfile.mkdtemp(prefix="sy-redis-")
         self.proc = None
@@ -216,3 +238,79 @@ class RedisServer:
 
     def __exit__(self, *exc):
         self.cleanup()
+
+
+class Relay:
+    """A TCP relay on a free loopback port in front of 127.0.0.1:port: the
+    proxy, balancer or NAT between a gateway and Redis. blackhole() makes
+    every connection relayed so far silent both ways while it stays open (a
+    peer gone without a FIN or a RST: a dead link the kernel does not
+    notice, since the relay's own sockets still acknowledge); connections
+    made afterwards are relayed as usual. accepted: connections so far."""
+
+    def __init__(self, port):
+        self.target = (HOST, port)
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind((HOST, 0))
+        self.listener.listen(64)
+        self.port = self.listener.getsockname()[1]
+        self.lock = threading.Lock()
+        self.pairs = []             # [client, upstream, {"silent": bool}]
+        self.accepted = 0
+        self.closing = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.closing:
+            try:
+                client, _ = self.listener.accept()
+                upstream = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                if self.closing:
+                    return
+                continue
+            upstream.settimeout(None)
+            state = {"silent": False}
+            with self.lock:
+                self.pairs.append((client, upstream, state))
+                self.accepted += 1
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b, state), daemon=True).start()
+
+    @staticmethod
+    def _pump(src, dst, state):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                if not state["silent"]:
+                    dst.sendall(data)
+        except OSError:
+            pass
+        if not state["silent"]:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def blackhole(self):
+        with self.lock:
+            for _, _, state in self.pairs:
+                state["silent"] = True
+
+    def close(self):
+        self.closing = True
+        self.listener.close()
+        with self.lock:
+            for client, upstream, _ in self.pairs:
+                client.close()
+                upstream.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
