@@ -686,6 +686,14 @@ static int on_send_data(nghttp2_session *session, nghttp2_frame *frame, const ui
 
     if (!out)
         return NGHTTP2_ERR_CALLBACK_FAILURE;
+    /*
+     * A frame nghttp2 sized earlier and kept while the socket was full
+     * (WOULDBLOCK) may outlive the bytes it counted on: the request was
+     * aborted meanwhile (a body timeout, the app gone mid-body) and its
+     * span dropped. Such a frame is never sent: the stream is reset.
+     */
+    if (!st->req || st->reset || body_ready(st) < length)
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     make_room(out, 9 + length);
     if (sy_buf_room(out) < 9 + length)
         return NGHTTP2_ERR_WOULDBLOCK;
