@@ -56,18 +56,8 @@ def config(redis_url, blue, green, steps=(20, 50, 100), interval_ms=1500, min_re
         admin={"listen": "127.0.0.1:%d" % ports.free_port(), "token_file": "{tmp}/admin.token"})
 
 
-def error_log(gw):
-    try:
-        with open(gw.log_path("error"), encoding="utf-8", errors="replace") as f:
-            return f.read()
-    except FileNotFoundError:
-        return ""
-
-
 def fleet_lines(gw, *words):
-    """Error-log lines of the fleet subsystem holding every one of words."""
-    return [l for l in error_log(gw).splitlines()
-            if " fleet: " in l and all(w in l for w in words)]
+    return gw.error_log_lines("fleet", *words)
 
 
 def rollout_events(gw, action=None):
@@ -118,7 +108,7 @@ class Fleet(unittest.TestCase):
         api = admin.Admin(gw, token=TOKEN)
         # in the fleet: connected, and this service's state stored in Redis
         self.assertTrue(wait_for(lambda: self.status(api)["state_version"] >= 1, 10 + SLACK),
-                        error_log(gw)[-3000:])
+                        gw.error_log_text()[-3000:])
         return gw, api
 
     def assert_clean_exit(self, gw):
@@ -152,7 +142,7 @@ class Fleet(unittest.TestCase):
         gw, api = first
         me = self.status(api)["fleet"]["gateway"]
         self.assertTrue(wait_for(lambda: self.leader_of(api) == me, 5 + SLACK),
-                        error_log(gw)[-3000:])
+                        gw.error_log_text()[-3000:])
         return me
 
     # ---- a change on one gateway is every gateway's ----
@@ -165,13 +155,13 @@ class Fleet(unittest.TestCase):
         self.assertEqual(r.status, 200, r)
         switched = time.monotonic()
         self.assertTrue(wait_for(lambda: served(b) == ["green"], 1.0 + SLACK, 0.01),
-                        error_log(b)[-3000:])
+                        b.error_log_text()[-3000:])
         self.assertLess(time.monotonic() - switched, 1.0 + SLACK)
         version = self.status(api_a)["state_version"]
         self.assertEqual(self.status(api_b)["state_version"], version)
         self.assertEqual((self.stored()["active"], self.stored()["version"]), ("green", version))
         self.assertTrue(wait_for(lambda: fleet_lines(b, "service app: version %d from" % version,
-                                                     "active green"), 2 + SLACK), error_log(b))
+                                                     "active green"), 2 + SLACK), b.error_log_text())
         # a gateway started later serves the switched slot from its first request
         c = gateway.Gateway(self.config())
         admin.write_tokens(os.path.join(c.tmp, "admin.token"), [TOKEN])
@@ -197,7 +187,7 @@ class Fleet(unittest.TestCase):
         r = api_b.post("/api/v1/services/app/canary", {"weight": 100})
         self.assertEqual(r.status, 200, r)
         self.assertTrue(wait_for(lambda: self.status(api_a)["canary_weight"] == 100,
-                                 1.0 + SLACK, 0.01), error_log(a)[-3000:])
+                                 1.0 + SLACK, 0.01), a.error_log_text()[-3000:])
         self.assertEqual(set(served(a, 5)), {"green"})
         # metrics: the fleet counts both gateways
         self.assertTrue(wait_for(lambda: self.metric(a, "switchyard_fleet_gateways") == 2,
@@ -243,7 +233,7 @@ class Fleet(unittest.TestCase):
             self.assertEqual(self.rollout(api_b, "start")["state"], "running")
             st = wait_for(lambda: self.rollout(api_a)["state"] == "rolled_back" and
                           self.rollout(api_a), 15 + SLACK, 0.1)
-        self.assertTrue(st, error_log(a)[-3000:])
+        self.assertTrue(st, a.error_log_text()[-3000:])
         a_analysis = st["last_analysis"]
         self.assertEqual(a_analysis["verdict"], "fail")
         self.assertIn("error rate", a_analysis["reason"])
@@ -271,19 +261,19 @@ class Fleet(unittest.TestCase):
             self.rollout(api_a, "start")
             # the leader advanced once, then dies
             self.assertTrue(wait_for(lambda: self.rollout(api_b)["step"] >= 1, 10 + SLACK, 0.05),
-                            error_log(a)[-3000:])
+                            a.error_log_text()[-3000:])
             before = self.rollout(api_b)
             a.proc.send_signal(signal.SIGKILL)
             a.proc.wait(10)
             killed = time.monotonic()
             self.assertTrue(wait_for(lambda: self.leader_of(api_b) == me_b,
-                                     LEASE_S + 2 + SLACK, 0.05), error_log(b)[-3000:])
+                                     LEASE_S + 2 + SLACK, 0.05), b.error_log_text()[-3000:])
             took = time.monotonic() - killed
             st = wait_for(lambda: self.rollout(api_b)["state"] in ("promoted", "rolled_back")
                           and self.rollout(api_b), 20 + SLACK, 0.1)
         self.assertNotEqual(leader, me_b)
         self.assertLess(took, LEASE_S + 2 + SLACK, "took over after %.1f s" % took)
-        self.assertTrue(st, error_log(b)[-3000:])
+        self.assertTrue(st, b.error_log_text()[-3000:])
         self.assertEqual((st["state"], st["active"], st["weight"]), ("promoted", "green", 0), st)
         # B went on from the step A left, it did not start over
         actions = [(e["action"], e["by"], e["step"]) for e in rollout_events(b)]
@@ -292,7 +282,7 @@ class Fleet(unittest.TestCase):
         self.assertTrue(all(s > before["step"] for s in advanced), (before, actions))
         self.assertEqual(set(served(b, 4)), {"green"})
         self.assertTrue(wait_for(lambda: fleet_lines(b, "this gateway (%s) leads" % me_b),
-                                 2 + SLACK), error_log(b))
+                                 2 + SLACK), b.error_log_text())
 
     # ---- what Redis holds cannot set the fleet back ----
 
@@ -307,7 +297,7 @@ class Fleet(unittest.TestCase):
         # published: ignored with a line, nothing changes
         self.redis.command("PUBLISH", PREFIX + "state", json.dumps(old))
         self.assertTrue(wait_for(lambda: fleet_lines(b, "ignored version %d" % (version - 1)),
-                                 2 + SLACK), error_log(b))
+                                 2 + SLACK), b.error_log_text())
         # stored by hand: ignored, and the newer version written back over it
         self.redis.command("HSET", PREFIX + "state", "app", json.dumps(old))
         self.assertTrue(wait_for(lambda: self.stored()["version"] >= version, 3 + SLACK),
@@ -326,25 +316,25 @@ class Fleet(unittest.TestCase):
         version = self.status(api_b)["state_version"]
         self.redis.command("PUBLISH", PREFIX + "state", "{not json")
         self.assertTrue(wait_for(lambda: fleet_lines(b, "ignored a message on the channel"),
-                                 2 + SLACK), error_log(b))
+                                 2 + SLACK), b.error_log_text())
         self.assertEqual(len(fleet_lines(b, "ignored a message on the channel")), 1)
         time.sleep(1.1)         # the log throttles lines a second apart
         self.redis.command("PUBLISH", PREFIX + "state", json.dumps(
             {"service": "app", "version": version + 5, "active": "purple"}))
         self.assertTrue(wait_for(lambda: len(fleet_lines(b, "ignored a message")) == 2,
-                                 2 + SLACK), error_log(b))
+                                 2 + SLACK), b.error_log_text())
         # under the state key: a field that is not a document, then a key that is no hash
         # (whichever gateway reads it first writes its state over it: both say so at most once)
         def said(words):
             return fleet_lines(a, words) + fleet_lines(b, words)
         self.redis.command("HSET", PREFIX + "state", "app", "garbage")
         self.assertTrue(wait_for(lambda: said("is not its state document"), 3 + SLACK),
-                        error_log(a))
+                        a.error_log_text())
         self.assertTrue(wait_for(lambda: (self.stored() or {}).get("canary_weight") == 30,
                                  3 + SLACK))
         self.redis.command("DEL", PREFIX + "state")
         self.redis.command("SET", PREFIX + "state", "garbage")
-        self.assertTrue(wait_for(lambda: said("holds a string"), 3 + SLACK), error_log(a))
+        self.assertTrue(wait_for(lambda: said("holds a string"), 3 + SLACK), a.error_log_text())
         self.assertTrue(wait_for(lambda: self.redis.command("TYPE", PREFIX + "state") == b"hash"
                                  and (self.stored() or {}).get("canary_weight") == 30,
                                  3 + SLACK))
@@ -353,8 +343,8 @@ class Fleet(unittest.TestCase):
             self.assertEqual((st["active"], st["canary_weight"]), ("blue", 30))
         for gw in (a, b):
             self.assertLessEqual(len(fleet_lines(gw, "is not its state document")), 1,
-                                 error_log(gw))
-            self.assertLessEqual(len(fleet_lines(gw, "holds a string")), 1, error_log(gw))
+                                 gw.error_log_text())
+            self.assertLessEqual(len(fleet_lines(gw, "holds a string")), 1, gw.error_log_text())
 
     def views(self, apis):
         """(version, canary weight) of Redis's document, then of each gateway: for messages."""
@@ -400,7 +390,7 @@ class Fleet(unittest.TestCase):
         sleeper.join(10)
         self.assertTrue(wait_for(lambda: self.agreed((api_a, api_b), canary_weight=20),
                                  5 + SLACK, 0.1),
-                        (self.views((api_a, api_b)), error_log(a)[-2000:]))
+                        (self.views((api_a, api_b)), a.error_log_text()[-2000:]))
         self.assertGreater(self.stored()["version"], version + 1)
 
     def test_a_version_too_large_is_garbage_and_written_over(self):
@@ -439,7 +429,7 @@ class Fleet(unittest.TestCase):
                                 started=now, step_started=now))
         self.redis.command("PUBLISH", PREFIX + "state", json.dumps(bad))
         self.assertTrue(wait_for(lambda: fleet_lines(b, "ignored a message on the channel",
-                                                     "step"), 2 + SLACK), error_log(b))
+                                                     "step"), 2 + SLACK), b.error_log_text())
         self.redis.command("HSET", PREFIX + "state", "app", json.dumps(bad))
         self.assertTrue(wait_for(lambda: (self.stored() or {}).get("by") != "intruder",
                                  3 + SLACK), self.stored())
@@ -462,7 +452,7 @@ class Fleet(unittest.TestCase):
         self.redis.kill()
         self.redis.start()
         self.assertIsNone(self.stored())
-        self.assertTrue(wait_for(lambda: self.stored(), 8 + SLACK, 0.1), error_log(a)[-3000:])
+        self.assertTrue(wait_for(lambda: self.stored(), 8 + SLACK, 0.1), a.error_log_text()[-3000:])
         self.assertEqual((self.stored()["active"], self.stored()["version"]), ("green", version))
         self.assertTrue(wait_for(lambda: fleet_lines(a, "writing it back") or
                                  fleet_lines(b, "writing it back"), 2 + SLACK))
@@ -488,7 +478,7 @@ class Fleet(unittest.TestCase):
         self.assertEqual(api_a.post("/api/v1/services/app/canary", {"weight": 0}).status, 200)
         self.assertEqual(api_a.post("/api/v1/services/app/switch", {"to": "green"}).status, 200)
         self.assertTrue(wait_for(lambda: self.status(api_b)["active"] == "green", 3 + SLACK),
-                        error_log(b)[-3000:])
+                        b.error_log_text()[-3000:])
         self.assertEqual(set(served(b, 4)), {"green"})
 
     def test_a_host_name_is_read_at_start(self):
@@ -507,7 +497,7 @@ class Fleet(unittest.TestCase):
         self.addCleanup(self.assert_clean_exit, c)
         self.assertEqual(served(c, 3), ["green"] * 3)
         self.assertTrue(wait_for(lambda: fleet_lines(c, "read the shared state at start: 1 of 1"),
-                                 2 + SLACK), error_log(c))
+                                 2 + SLACK), c.error_log_text())
 
     def test_a_dead_link_under_the_subscriber_is_noticed(self):
         # B reaches Redis through a relay that goes silent without closing
@@ -530,7 +520,7 @@ class Fleet(unittest.TestCase):
         relay.blackhole()
         # the subscriber's check comes every 10 s and waits as long for its answer
         self.assertTrue(wait_for(lambda: subscribers() == 3, 25 + 2 * SLACK, 0.2),
-                        error_log(b)[-3000:])
+                        b.error_log_text()[-3000:])
         self.assertGreater(relay.accepted, before)
         # and it hears changes again, from the channel
         self.assertEqual(api_a.post("/api/v1/services/app/switch", {"to": "green"}).status, 200)

@@ -57,18 +57,8 @@ def metric(gw, name):
     return samples[0][1] if samples else None
 
 
-def error_log(gw):
-    try:
-        with open(gw.log_path("error"), encoding="utf-8", errors="replace") as f:
-            return f.read()
-    except FileNotFoundError:
-        return ""
-
-
 def redis_lines(gw, *words):
-    """Error-log lines of the redis subsystem holding every one of words."""
-    return [l for l in error_log(gw).splitlines()
-            if " redis: " in l and all(w in l for w in words)]
+    return gw.error_log_lines("redis", *words)
 
 
 class Load(threading.Thread):
@@ -145,7 +135,7 @@ class FleetRateLimit(unittest.TestCase):
     def wait_metric(self, gw, name, value, timeout=RECOVER_S):
         got = proxytest.wait_until(lambda: metric(gw, name) == value, timeout, 0.05)
         self.assertTrue(got, "%s never became %s (now %s)\n%s" % (
-            name, value, metric(gw, name), error_log(gw)[-2000:]))
+            name, value, metric(gw, name), gw.error_log_text()[-2000:]))
 
     def assert_budget(self, allowed, span, rate=50, burst=10):
         # as test_ratelimit.py: burst + 1 at once, then one every 1/rate s, +-2
@@ -251,11 +241,11 @@ class FleetRateLimit(unittest.TestCase):
         self.assertEqual({s for _, s in load.results} - {200, 429}, set())
         # one line for the outage, one for its end, naming the mode in force
         self.assertTrue(proxytest.wait_until(lambda: redis_lines(gw, "reachable again"), 5),
-                        error_log(gw))
+                        gw.error_log_text())
         down = redis_lines(gw, "lost") + redis_lines(gw, "unreachable")
-        self.assertEqual(len(down), 1, error_log(gw))
+        self.assertEqual(len(down), 1, gw.error_log_text())
         self.assertIn("on_failure %s" % on_failure, down[0])
-        self.assertEqual(len(redis_lines(gw, "reachable again")), 1, error_log(gw))
+        self.assertEqual(len(redis_lines(gw, "reachable again")), 1, gw.error_log_text())
         self.assertGreater(metric(gw, "switchyard_redis_errors_total"), 0)
         return gw, during
 
@@ -386,7 +376,7 @@ class FleetRateLimit(unittest.TestCase):
                 unanswered.append(sent)
             s.close()
         self.assertEqual(unanswered, [], "%d of %d requests never answered\n%s" % (
-            len(unanswered), len(socks), error_log(gw)[-2000:]))
+            len(unanswered), len(socks), gw.error_log_text()[-2000:]))
         self.assertEqual(set(statuses) - {200, 429}, set(), statuses)
         r.resume()
         self.assertEqual(gw.stop(), 0, gw.stderr_text()[-3000:])
@@ -408,8 +398,8 @@ class FleetRateLimit(unittest.TestCase):
         self.assertEqual({x.status for x in seen}, {429})
         self.assertIn("unreachable", json.loads(seen[-1].body)["reason"])
         self.assertLess(time.monotonic() - t0, 30 if SLOW else 5, "decided at once")
-        lines = [l for l in error_log(gw).splitlines() if "SCRIPT LOAD" in l]
-        self.assertEqual(len(lines), 1, error_log(gw)[-3000:])
+        lines = [l for l in gw.error_log_text().splitlines() if "SCRIPT LOAD" in l]
+        self.assertEqual(len(lines), 1, gw.error_log_text()[-3000:])
         self.assertIn("NOPERM", lines[0])
         self.assertIn("on_failure deny", lines[0])
         self.assertEqual(metric(gw, "switchyard_redis_up"), 0)
@@ -417,8 +407,8 @@ class FleetRateLimit(unittest.TestCase):
         self.wait_metric(gw, "switchyard_redis_up", 1)
         self.warm(gw)
         self.assertEqual(self.statuses(gw, "10.11.0.1", 2), [200, 429])
-        self.assertEqual(len(redis_lines(gw, "reachable again")), 1, error_log(gw))
-        self.assertEqual(len([l for l in error_log(gw).splitlines() if "SCRIPT LOAD" in l]), 1)
+        self.assertEqual(len(redis_lines(gw, "reachable again")), 1, gw.error_log_text())
+        self.assertEqual(len([l for l in gw.error_log_text().splitlines() if "SCRIPT LOAD" in l]), 1)
 
     def test_error_replies_are_logged_once_per_kind_and_interval(self):
         # Redis out of memory answers every decision with an OOM error: each
@@ -435,15 +425,15 @@ class FleetRateLimit(unittest.TestCase):
         self.assertEqual(set(seen), {200})
         self.assertGreaterEqual(metric(gw, "switchyard_redis_errors_total") - errors, 200)
         self.assertEqual(metric(gw, "switchyard_redis_up"), 1)
-        self.assertTrue(proxytest.wait_until(lambda: redis_lines(gw, "OOM"), 5), error_log(gw))
+        self.assertTrue(proxytest.wait_until(lambda: redis_lines(gw, "OOM"), 5), gw.error_log_text())
         first = redis_lines(gw, "OOM")
-        self.assertEqual(len(first), 1, error_log(gw)[-3000:])
+        self.assertEqual(len(first), 1, gw.error_log_text()[-3000:])
         self.assertIn("error", first[0])
         # ten seconds on, the next one is written, with the count of those left out
         time.sleep(10.2)
         self.statuses(gw, "192.0.2.251", 1)
         self.assertTrue(proxytest.wait_until(lambda: len(redis_lines(gw, "OOM")) == 2, 5),
-                        error_log(gw)[-3000:])
+                        gw.error_log_text()[-3000:])
         self.assertRegex(redis_lines(gw, "OOM")[1], r"\(and \d+ more")
 
     # ---- a Redis that is not there, or not ours, at start ----
@@ -461,7 +451,7 @@ class FleetRateLimit(unittest.TestCase):
         self.assertTrue(proxytest.wait_until(
             lambda: metric(gw, "switchyard_redis_errors_total") > errors + 1, 10))
         lines = redis_lines(gw, "unreachable")
-        self.assertEqual(len(lines), 1, error_log(gw))
+        self.assertEqual(len(lines), 1, gw.error_log_text())
         self.assertIn("127.0.0.1:%d" % port, lines[0])
         self.assertIn("Connection refused", lines[0])
         r = redisd.RedisServer(port=port)
@@ -478,10 +468,10 @@ class FleetRateLimit(unittest.TestCase):
                      per_ms=60000)
         gw = self.gateway(cfg, wait_up=False)
         self.assertTrue(proxytest.wait_until(lambda: redis_lines(gw, "unreachable"), 5),
-                        error_log(gw))
+                        gw.error_log_text())
         line = redis_lines(gw, "unreachable")[0]
         self.assertIn("WRONGPASS", line)
-        self.assertNotIn("wrong-one", error_log(gw))
+        self.assertNotIn("wrong-one", gw.error_log_text())
         resp = proxytest.once(gw, as_client("10.8.0.1"))
         self.assertEqual(resp.status, 429)
         self.assertIn("Redis", json.loads(resp.body)["reason"])

@@ -237,6 +237,19 @@ class Gateway:
         """log_lines("access", ...)."""
         return self.log_lines("access", min_lines, timeout)
 
+    def error_log_text(self):
+        """The error log's text so far ("" before it exists)."""
+        try:
+            with open(self.log_path("error"), encoding="utf-8", errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def error_log_lines(self, subsystem, *words):
+        """Error-log lines of subsystem ("redis", "fleet") holding every one of words."""
+        return [l for l in self.error_log_text().splitlines()
+                if " %s: " % subsystem in l and all(w in l for w in words)]
+
     def stderr_text(self):
         """Everything the process wrote to stderr so far."""
         try:
