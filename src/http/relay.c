@@ -60,7 +60,11 @@ static void trailer_line(struct sy_relay *r, struct sy_buf *buf, uint32_t len)
             r->out_end = r->scan;
             return;
         }
-        to = start;
+        /*
+         * What came before the line (the last-chunk line, scanned in the
+         * same call) is ready now: a rewind must not take it for scratch.
+         */
+        r->out_end = to = start;
     } else {
         to = r->out_end + r->trailer_len;
         if (allowed) {

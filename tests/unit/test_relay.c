@@ -389,6 +389,38 @@ test_chunked_drops_refused_trailers(void **state)
     }
 }
 
+/*
+ * A refused field right after the last-chunk line, read together and ending
+ * the read: the last-chunk line is ready before the rewind (fuzz_relay found
+ * it lost, and the client got a body without its "0\r\n").
+ */
+static void
+test_chunked_refused_first_trailer_ends_read(void **state)
+{
+    static const char part1[] = "5\r\nhello\r\n";
+    static const char part2[] = "0\r\nContent-Length: 5\r\n";
+    static const char part3[] = "X-A: 1\r\n\r\n";
+    static const char passed[] = "5\r\nhello\r\n0\r\nX-A: 1\r\n\r\n";
+    struct sink out = {.len = 0};
+    struct sy_buf *b = buf_new();
+    struct sy_relay r;
+    (void)state;
+
+    sy_relay_init(&r, SY_RELAY_CHUNKED, 0, 0, 0);
+    feed(b, part1, sizeof(part1) - 1);
+    assert_int_equal(sy_relay_scan(&r, b), SY_RELAY_MORE);
+    drain(&r, b, &out);
+    feed(b, part2, sizeof(part2) - 1);
+    assert_int_equal(sy_relay_scan(&r, b), SY_RELAY_MORE);
+    drain(&r, b, &out);
+    feed(b, part3, sizeof(part3) - 1);
+    assert_int_equal(sy_relay_scan(&r, b), SY_RELAY_COMPLETE);
+    drain(&r, b, &out);
+    assert_int_equal(out.len, sizeof(passed) - 1);
+    assert_memory_equal(out.data, passed, sizeof(passed) - 1);
+    free(b);
+}
+
 /* Decoded for HTTP/2, the fields that may travel wait after the data. */
 static void
 test_dechunk_keeps_trailers(void **state)
@@ -615,6 +647,7 @@ main(void)
         cmocka_unit_test(test_dechunk_split_every_byte),
         cmocka_unit_test(test_dechunk_partial_sends),
         cmocka_unit_test(test_chunked_drops_refused_trailers),
+        cmocka_unit_test(test_chunked_refused_first_trailer_ends_read),
         cmocka_unit_test(test_dechunk_keeps_trailers),
         cmocka_unit_test(test_trailer_line_held_across_rewinds),
         cmocka_unit_test(test_trailer_limits),
