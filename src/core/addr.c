@@ -157,3 +157,26 @@ sy_addr_ip_text(const struct sockaddr *sa, char *out, size_t outlen)
     }
     return strlen(out);
 }
+
+bool
+sy_addr_is_hostname(const char *s)
+{
+    size_t label = 0, total = strlen(s);
+
+    if (total == 0 || total > 253)
+        return false;
+    for (const char *p = s; ; p++) {
+        if (*p == '.' || *p == '\0') {
+            if (label == 0 || label > 63 || p[-1] == '-')
+                return false;
+            if (*p == '\0')
+                return true;
+            label = 0;
+        } else if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')
+                   || (*p >= '0' && *p <= '9') || (*p == '-' && label > 0)) {
+            label++;
+        } else {
+            return false;
+        }
+    }
+}

@@ -7,6 +7,7 @@
 #ifndef SY_ADDR_H
 #define SY_ADDR_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/socket.h>
 
@@ -18,6 +19,9 @@ struct sy_addr {
 
 /* Parses and resolves text; on error returns -1 and a reason in err. */
 int sy_addr_parse(const char *text, struct sy_addr *out, char *err, size_t errlen);
+
+/* Whether s is an RFC 1123 host name: dot-separated labels of letters, digits and inner '-'. */
+bool sy_addr_is_hostname(const char *s);
 
 /* Writes the numeric address of sa (no port) into out; returns its length. */
 size_t sy_addr_ip_text(const struct sockaddr *sa, char *out, size_t outlen);

@@ -64,7 +64,6 @@ void *conf_calloc(struct conf_ctx *ctx, size_t n, size_t size);
 bool conf_is_token(const char *s);
 bool conf_is_name(const char *s);
 bool conf_name(struct conf_ctx *ctx, const char *path, const char *name);
-bool conf_is_hostname(const char *s);
 size_t conf_array(struct conf_ctx *ctx, const json_t *obj, const char *path, const char *key,
                   json_t **out);
 bool conf_strings(struct conf_ctx *ctx, const json_t *obj, const char *path, const char *key,

@@ -236,7 +236,7 @@ valid_origin(const char *s)
             || atoi(colon + 1) > 65535)
             return false;
     }
-    return conf_is_hostname(name);
+    return sy_addr_is_hostname(name);
 }
 
 static void
@@ -276,7 +276,7 @@ parse_host(struct conf_ctx *ctx, const json_t *v, const char *path, struct sy_ro
 
     if (s == NULL)
         return;
-    if (strcmp(s, "*") != 0 && !conf_is_hostname(strncmp(s, "*.", 2) == 0 ? s + 2 : s)) {
+    if (strcmp(s, "*") != 0 && !sy_addr_is_hostname(strncmp(s, "*.", 2) == 0 ? s + 2 : s)) {
         conf_err(ctx, conf_path(p, path, "host"), "invalid host \"%s\"", s);
         return;
     }

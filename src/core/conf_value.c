@@ -469,30 +469,6 @@ conf_name(struct conf_ctx *ctx, const char *path, const char *name)
     return false;
 }
 
-/* RFC 1123 host name: dot-separated labels of letters, digits and inner '-' */
-bool
-conf_is_hostname(const char *s)
-{
-    size_t label = 0, total = strlen(s);
-
-    if (total == 0 || total > 253)
-        return false;
-    for (const char *p = s; ; p++) {
-        if (*p == '.' || *p == '\0') {
-            if (label == 0 || label > 63 || p[-1] == '-')
-                return false;
-            if (*p == '\0')
-                return true;
-            label = 0;
-        } else if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')
-                   || (*p >= '0' && *p <= '9') || (*p == '-' && label > 0)) {
-            label++;
-        } else {
-            return false;
-        }
-    }
-}
-
 size_t
 conf_array(struct conf_ctx *ctx, const json_t *obj, const char *path, const char *key,
            json_t **out)

@@ -252,22 +252,30 @@ static int decode_root(json_t *root, struct sy_fleet_doc *out, char *err, size_t
     return 0;
 }
 
-int sy_fleet_doc_decode(const char *text, size_t len, struct sy_fleet_doc *out,
-                        int64_t *version, char *err, size_t errlen)
+/* What Redis holds or publishes, parsed within its bound; NULL with the reason in err. */
+static json_t *load(const char *text, size_t len, char *err, size_t errlen)
 {
     json_error_t je;
     json_t *root;
 
-    memset(out, 0, sizeof(*out));
-    *version = 0;
     if (len > SY_FLEET_DOC_MAX) {
         snprintf(err, errlen, "%zu bytes, more than %d", len, SY_FLEET_DOC_MAX);
-        return -1;
+        return NULL;
     }
-    if (!(root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je))) {
+    if (!(root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je)))
         snprintf(err, errlen, "not JSON: %s", je.text);
+    return root;
+}
+
+int sy_fleet_doc_decode(const char *text, size_t len, struct sy_fleet_doc *out,
+                        int64_t *version, char *err, size_t errlen)
+{
+    json_t *root;
+
+    memset(out, 0, sizeof(*out));
+    *version = 0;
+    if (!(root = load(text, len, err, errlen)))
         return -1;
-    }
     if (!json_is_object(root)) {
         json_decref(root);
         snprintf(err, errlen, "not a JSON object");
@@ -387,14 +395,8 @@ int sy_fleet_figures_add(const char *text, size_t len, int64_t from_ms,
     json_error_t je;
     int rc = -1;
 
-    if (len > SY_FLEET_DOC_MAX) {
-        snprintf(err, errlen, "%zu bytes, more than %d", len, SY_FLEET_DOC_MAX);
+    if (!(root = load(text, len, err, errlen)))
         return -1;
-    }
-    if (!(root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je))) {
-        snprintf(err, errlen, "not JSON: %s", je.text);
-        return -1;
-    }
     if (json_unpack_ex(root, &je, 0, "{s:I,s:I,s:o,s:o}", "from", &from, "at", &at,
                        "blue", &slots[SY_SLOT_BLUE], "green", &slots[SY_SLOT_GREEN]) < 0) {
         snprintf(err, errlen, "%s", je.text);

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "addr.h"
 #include "redis.h"
 
 #define SYNTAX \
@@ -59,28 +60,6 @@ static bool decode(const char *s, size_t n, char *out, size_t outlen)
     return true;
 }
 
-/* RFC 1123 host name: dot-separated labels of letters, digits and inner '-'. */
-static bool hostname(const char *s)
-{
-    size_t label = 0;
-
-    if (*s == '\0' || strlen(s) > 253)
-        return false;
-    for (const char *p = s;; p++) {
-        if (*p == '.' || *p == '\0') {
-            if (label == 0 || label > 63 || p[-1] == '-')
-                return false;
-            if (*p == '\0')
-                return true;
-            label = 0;
-        } else if (isalnum((unsigned char)*p) || (*p == '-' && label > 0)) {
-            label++;
-        } else {
-            return false;
-        }
-    }
-}
-
 /* "host:port", "[v6]:port" into u->host and u->port. */
 static bool host_port(const char *s, size_t n, struct sy_redis_url *u)
 {
@@ -104,7 +83,7 @@ static bool host_port(const char *s, size_t n, struct sy_redis_url *u)
         return false;
     memcpy(u->host, s, hlen);
     u->host[hlen] = '\0';
-    return hostname(u->host);
+    return sy_addr_is_hostname(u->host);
 }
 
 static int parse_unix(const char *rest, struct sy_redis_url *u, char *err, size_t errlen)

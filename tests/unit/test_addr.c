@@ -83,6 +83,38 @@ test_hostname(void **state)
     assert_true(a.ss.ss_family == AF_INET || a.ss.ss_family == AF_INET6);
 }
 
+/* RFC 1123 names, as routes' hosts and redis.url's host are checked. */
+static void
+test_is_hostname(void **state)
+{
+    static const char *const good[] = {"localhost", "cache.internal", "a-b.example.COM",
+                                       "x1", "0.example"};
+    static const char *const bad[] = {"", ".", "a..b", "-a.example", "a-.example",
+                                      "a.example.", "a_b.example", "a b", "caf\xc3\xa9.example"};
+    char label[80], name[300];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+        assert_true(sy_addr_is_hostname(good[i]));
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        if (sy_addr_is_hostname(bad[i]))
+            fail_msg("accepted \"%s\"", bad[i]);
+    memset(label, 'a', 64);
+    label[63] = '\0';
+    assert_true(sy_addr_is_hostname(label));        /* 63 bytes a label */
+    label[63] = 'a';
+    label[64] = '\0';
+    assert_false(sy_addr_is_hostname(label));
+    memset(name, 'a', sizeof(name));
+    for (size_t i = 63; i < sizeof(name); i += 64)
+        name[i] = '.';
+    name[253] = '\0';                                /* 253 bytes a name */
+    assert_true(sy_addr_is_hostname(name));
+    name[253] = 'a';
+    name[254] = '\0';
+    assert_false(sy_addr_is_hostname(name));
+}
+
 static void
 test_errors(void **state)
 {
@@ -121,6 +153,7 @@ main(void)
         cmocka_unit_test(test_wildcard),
         cmocka_unit_test(test_ipv6),
         cmocka_unit_test(test_hostname),
+        cmocka_unit_test(test_is_hostname),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_ip_text_other_family),
     };
