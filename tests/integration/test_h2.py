@@ -177,12 +177,7 @@ class TestServing(H2Case):
                     self.assertEqual(s.selected_alpn_protocol(), chosen)
                     if chosen == "http/1.1":
                         s.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-                        data = b""
-                        while True:
-                            chunk = s.recv(65536)
-                            if not chunk:
-                                break
-                            data += chunk
+                        data = proxytest.read_to_close(s)
                         self.assertTrue(data.startswith(b"HTTP/1.1 200 "), data)
 
     @unittest.skipUnless(HAVE_CURL_H2, "curl without HTTP/2")

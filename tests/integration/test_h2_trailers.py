@@ -239,12 +239,7 @@ class TestTrailers(unittest.TestCase):
         s = proxytest.connect(self.gw)
         try:
             s.sendall(build("GET", "/dl", headers=[("Connection", "close")]))
-            data = b""
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
+            data = proxytest.read_to_close(s)
         finally:
             s.close()
         self.assertTrue(data.startswith(b"HTTP/1.1 200"), data[:200])
@@ -257,12 +252,7 @@ class TestTrailers(unittest.TestCase):
         s = proxytest.connect(self.gw)
         try:
             s.sendall(build("GET", "/dl", version="HTTP/1.0"))
-            data = b""
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
+            data = proxytest.read_to_close(s)
         finally:
             s.close()
         self.assertTrue(data.endswith(b"\r\n\r\nhello"), data)

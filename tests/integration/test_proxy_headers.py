@@ -271,12 +271,7 @@ class AccessLog(unittest.TestCase):
         """raw on its own connection, read to the close; (bytes received, rid)."""
         with proxytest.connect(self.gw) as s:
             s.sendall(raw)
-            data = b""
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
+            data = proxytest.read_to_close(s)
         m = re.search(rb"\r\nX-Request-ID: ([^\r]+)\r\n", data)
         self.assertIsNotNone(m, data[:500])
         return data, m.group(1).decode()

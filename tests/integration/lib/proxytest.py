@@ -177,6 +177,16 @@ def read_counting(sock, n, first=b""):
     return crc
 
 
+def read_to_close(sock):
+    """Everything sock receives until the peer closes."""
+    data = b""
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+
+
 def connect(gw, timeout=10.0):
     host, port = gw.host_port()
     return socket.create_connection((host, port), timeout=timeout)
