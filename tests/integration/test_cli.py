@@ -231,6 +231,12 @@ class TestOptions(CliCase):
         self.assertRegex(out, r"(?m)^switchyard \d+\.\d+\.\d+")
         self.assertIn("libevent", out)
         self.assertIn("OpenSSL", out)
+        # the optional libraries as configure found them (src/sy_auto.h)
+        with open(root_path("src", "sy_auto.h")) as f:
+            built = dict(re.findall(r"#define SY_HAVE_(HIREDIS|MAXMINDDB|NGHTTP2)\s+(\d)", f.read()))
+        yes = {k: "yes" if built[k] == "1" else "no" for k in built}
+        self.assertIn("optional: hiredis %s, libmaxminddb %s, nghttp2 %s" % (
+            yes["HIREDIS"], yes["MAXMINDDB"], yes["NGHTTP2"]), out)
 
     def test_help(self):
         rc, out, err = run(["-h"], self.tmp)
